@@ -1,0 +1,214 @@
+/*
+ * crew.h - a multi-threaded, work-stealing task runtime for C.
+ *
+ * Overview
+ * --------
+ * crew brings asyncio's programming model to C and runs it on every core:
+ *
+ *   asyncio                         crew
+ *   asyncio.run(main())             crew_run(main, arg, &result)
+ *   asyncio.create_task(coro)       crew_spawn(fn, arg)
+ *   await task                      crew_join(task, &result)
+ *   task.cancel()                   crew_cancel(task)
+ *   await asyncio.sleep(s)          crew_sleep(ns)
+ *   await asyncio.sleep(0)          crew_yield()
+ *   loop.create_future()            crew_future_new()
+ *   fut.set_result(v)               crew_future_set(fut, v)
+ *   await fut                       crew_future_await(fut, &v)
+ *   asyncio.current_task()          crew_self()
+ *
+ * A task is a function `void *fn(void *arg)` running on its own fiber (a small
+ * stack). Worker threads (one per CPU by default) run tasks and steal work from
+ * each other; a task that suspends (sleep, join, future await) may resume on
+ * another worker.
+ *
+ * Conventions
+ * - Every `int` function returns 0 (or a count) on success and a negative errno
+ *   on failure, and a call that failed has done nothing the caller must undo.
+ *   Functions returning a pointer return NULL and set errno.
+ * - Every function that suspends is a cancellation point: once the calling task
+ *   was cancelled it returns -ECANCELED at once (crew_join excepted, see there).
+ *   Called outside a task, a suspending function returns -EPERM (futures excepted:
+ *   a plain thread may await a future, it blocks).
+ * - Times are nanoseconds of CLOCK_MONOTONIC (see crew_now()).
+ * - Thread-locals: a task may move to another worker thread at any suspension.
+ *   Do not keep the address of a thread-local variable across a suspending call.
+ *
+ * Cancellation rules
+ *  1. A spawned task's body always runs, exactly once, even when it was cancelled
+ *     before it started; the body owns `arg` and may free it.
+ *  2. crew_cancel() is sticky: from then on every suspending call in the task
+ *     returns -ECANCELED at once, and the body is expected to return.
+ *  3. crew_join() still waits for a cancelled task (so clean-up code can collect
+ *     its children) and returns -ECANCELED when the joined task was cancelled
+ *     before it finished; *result gets the body's return value in both cases.
+ *  4. crew_cancel() returns 0, or -EALREADY when the task had already finished.
+ *
+ * Shutdown (asyncio.run semantics): when the main function returns, every task
+ * still alive is cancelled (not-yet-started tasks still start and see -ECANCELED
+ * at their first suspension); crew_run() returns once all of them have finished
+ * and everything is freed. A handle that was neither joined nor detached is
+ * reported on stderr, naming its function (asyncio's "never awaited").
+ *
+ * Environment: CREW_WORKERS=N sets the number of workers when the config says 0.
+ */
+#ifndef CREW_H
+#define CREW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A task body: receives the argument given to crew_spawn, returns its result. */
+typedef void *(*crew_fn)(void *arg);
+
+/** A task handle. Consumed by exactly one crew_join() or crew_detach(). */
+typedef struct crew_task crew_task;
+
+/** A one-shot value that tasks and threads can await. */
+typedef struct crew_future crew_future;
+
+/** Runtime configuration; a zero field means "the default". */
+typedef struct crew_config {
+	unsigned workers;      /**< worker threads; 0: CREW_WORKERS, else online CPUs */
+	size_t stack_size;     /**< usable bytes per fiber stack; 0: 256 KiB */
+	unsigned ring_entries; /**< io_uring submission queue size per worker; 0: 256 */
+} crew_config;
+
+/**
+ * crew_run - start the runtime, run `main(arg)` as the first task, shut down.
+ *
+ * Like asyncio.run: starts the workers, runs `main` as a task, and when it
+ * returns cancels every task still alive, waits for all of them to end, joins
+ * the workers and frees everything. Callable again after it returned.
+ *
+ * `result` (may be NULL) receives main's return value.
+ * Returns 0; -EINVAL when `main` is NULL; -EBUSY when called from inside a task
+ * (or while another crew_run is running in this process); -ENOMEM; or the
+ * error of io_uring setup (-ENOSYS, -EPERM: io_uring unavailable, with a message
+ * on stderr).
+ * Context: any thread that is not a crew worker.
+ */
+int crew_run(crew_fn main, void *arg, void **result);
+
+/**
+ * crew_run_with - crew_run with an explicit configuration (NULL: defaults).
+ * Also returns -EINVAL when a field is out of range (workers > 1024,
+ * stack_size < 16 KiB or > 1 GiB, ring_entries > 32768), with a message.
+ */
+int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void **result);
+
+/**
+ * crew_spawn - create a task running `fn(arg)`; asyncio.create_task.
+ *
+ * The task is queued and starts later on some worker; the caller continues.
+ * Returns a handle that must be consumed by exactly one crew_join() or
+ * crew_detach(). NULL with errno ENOMEM when out of memory, EINVAL when `fn`
+ * is NULL, EPERM when no runtime is running.
+ * Context: a task, or any thread while crew_run is running.
+ * The macro form records the function's name for crew_task_name() and messages.
+ */
+crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);
+#define crew_spawn(fn, arg) crew_spawn_named((fn), (arg), #fn)
+
+/**
+ * crew_join - wait for `t` to finish; await task.
+ *
+ * Consumes the handle. `result` (may be NULL) receives the body's return value.
+ * Returns 0; -ECANCELED when `t` was cancelled before it finished (the result
+ * is still stored); -EINVAL when `t` is NULL or is the calling task itself;
+ * -EPERM outside a task. Waits even when the caller has been cancelled (rule 3).
+ * When `t` has not started yet and is the next task in the caller's own queue,
+ * it runs inline on the caller's stack (the fork-join fast path).
+ * Context: a task.
+ */
+int crew_join(crew_task *t, void **result);
+
+/**
+ * crew_detach - give up the handle; the task frees itself when it finishes.
+ * Consumes the handle. NULL is ignored. Context: any thread.
+ */
+void crew_detach(crew_task *t);
+
+/**
+ * crew_cancel - request cancellation of `t` (see the rules above).
+ * Does not consume the handle. Returns 0; -EALREADY when `t` had already
+ * finished; -EINVAL when `t` is NULL. Context: any thread.
+ */
+int crew_cancel(crew_task *t);
+
+/**
+ * crew_yield - let other runnable tasks run; asyncio.sleep(0).
+ * Returns 0; -ECANCELED; -EPERM outside a task.
+ */
+int crew_yield(void);
+
+/**
+ * crew_sleep - suspend the calling task for at least `ns` nanoseconds.
+ * Returns 0; -ECANCELED (at once, or when cancelled while sleeping); -EPERM
+ * outside a task. Never returns early.
+ */
+int crew_sleep(uint64_t ns);
+
+/** crew_sleep_until - like crew_sleep, until crew_now() >= deadline_ns. */
+int crew_sleep_until(uint64_t deadline_ns);
+
+/** crew_now - nanoseconds of CLOCK_MONOTONIC. Any thread. */
+uint64_t crew_now(void);
+
+/** crew_self - the calling task, or NULL outside a task. */
+crew_task *crew_self(void);
+
+/**
+ * crew_task_name - the name of the spawned function ("main" for crew_run's
+ * main task), or NULL when `t` is NULL. Valid until the handle is consumed.
+ */
+const char *crew_task_name(const crew_task *t);
+
+/** crew_worker_id - 0..workers-1 on a worker thread; -1 elsewhere. */
+int crew_worker_id(void);
+
+/** crew_workers - the number of workers of the running runtime; 0 when none. */
+unsigned crew_workers(void);
+
+/**
+ * crew_future_new - a new, empty future. NULL with errno ENOMEM.
+ * The creator owns it and frees it with crew_future_release() once no one
+ * awaits it any more. Context: any thread; a future may outlive crew_run.
+ */
+crew_future *crew_future_new(void);
+
+/**
+ * crew_future_set - store `value` and wake every waiter, on whatever worker or
+ * thread it waits. Returns 0; -EALREADY when already set; -EINVAL on NULL.
+ * Context: any thread (task, worker, plain pthread).
+ */
+int crew_future_set(crew_future *f, void *value);
+
+/**
+ * crew_future_await - wait until `f` is set; `value` (may be NULL) gets its value.
+ * In a task it suspends; on a plain thread it blocks. Returns 0; -ECANCELED
+ * (the calling task was cancelled); -EINVAL on NULL.
+ */
+int crew_future_await(crew_future *f, void **value);
+
+/**
+ * crew_future_await_until - crew_future_await with a deadline (CLOCK_MONOTONIC
+ * ns). Returns -ETIMEDOUT when the deadline passed before the future was set.
+ */
+int crew_future_await_until(crew_future *f, uint64_t deadline_ns, void **value);
+
+/** crew_future_done - true once `f` is set (false for NULL). Any thread. */
+bool crew_future_done(crew_future *f);
+
+/** crew_future_release - free `f`; nobody may await or set it afterwards. */
+void crew_future_release(crew_future *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CREW_H */
