@@ -1,0 +1,421 @@
+/*
+ * crew-bench - the crew side of the benchmark contract (see DESIGN.md).
+ *
+ *   crew-bench <workload> [--workers N] [--n N]
+ *
+ * Runs one workload once and prints exactly one JSON line on stdout:
+ *   {"bench":"spawn","runtime":"crew","workers":2,"n":1000000,"seconds":0.21,"rss_mb":14.2}
+ *
+ * What "seconds" covers: the whole crew_run_with() call, i.e. runtime start-up
+ * (workers, rings), the workload, and shutdown (joining the workers, freeing
+ * everything). The peers (bench/peers/) time the same span: building the Tokio
+ * runtime, the whole asyncio.run(), and so on, so start-up cost counts against
+ * every runtime alike. It is small next to the default workload sizes.
+ *
+ * "rss_mb" is the process's peak resident set (getrusage ru_maxrss / 1024).
+ *
+ * Workloads (same definitions in every peer):
+ *   spawn     main spawns n trivial tasks (task i returns i), keeps every
+ *             handle, then joins them in order and checks the sum.
+ *   fib       fib(n) with a task per call: spawn fib(n-1), compute fib(n-2)
+ *             by a direct call, join. n is the fib argument (default 30).
+ *   sleepers  main spawns n tasks that each sleep 10 ms, then joins them all.
+ *   pingpong  two tasks make n round trips; every message is a fresh future
+ *             (crew_future_new/set/await/release per message, two per round).
+ *   yield     two tasks call crew_yield() n/2 times each (n yields in total);
+ *             adds "ns_per_switch" = seconds / n. Meant for --workers 1.
+ *
+ * Exit status: 0 ok, 1 the workload failed or gave a wrong result, 2 usage.
+ */
+#include <crew.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define MS 1000000ULL /* nanoseconds per millisecond */
+
+/* What a workload's main task receives and reports back. */
+struct bench_ctx {
+	uint64_t n;
+	unsigned workers;   /* filled in by the main task: the real worker count */
+	const char *failed; /* NULL on success, else a message for stderr */
+};
+
+struct workload {
+	const char *name;
+	uint64_t default_n;
+	crew_fn main;
+	bool per_switch; /* print the extra ns_per_switch field */
+};
+
+static void *ptr_of(uint64_t v) { return (void *)(uintptr_t)v; }
+static uint64_t u64_of(void *p) { return (uint64_t)(uintptr_t)p; }
+
+/* Every workload main starts here so that the JSON line can show the worker
+ * count the runtime really used (--workers 0 means "the runtime's default"). */
+static struct bench_ctx *enter(void *arg)
+{
+	struct bench_ctx *ctx = arg;
+	ctx->workers = crew_workers();
+	return ctx;
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+static void *trivial_task(void *arg) { return arg; }
+
+static void *spawn_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	crew_task **tasks = malloc(ctx->n * sizeof *tasks);
+	if (!tasks) {
+		ctx->failed = "spawn: out of memory for the handle array";
+		return NULL;
+	}
+	uint64_t spawned = 0;
+	for (; spawned < ctx->n; spawned++) {
+		tasks[spawned] = crew_spawn(trivial_task, ptr_of(spawned));
+		if (!tasks[spawned])
+			break;
+	}
+	/* Join whatever was spawned even after a failure: handles must be consumed. */
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < spawned; i++) {
+		void *res = NULL;
+		if (crew_join(tasks[i], &res) != 0)
+			ctx->failed = "spawn: crew_join failed";
+		sum += u64_of(res);
+	}
+	free(tasks);
+	if (spawned < ctx->n)
+		ctx->failed = "spawn: crew_spawn failed";
+	else if (sum != ctx->n * (ctx->n - 1) / 2)
+		ctx->failed = "spawn: wrong sum of results";
+	return NULL;
+}
+
+/* ---- fib ------------------------------------------------------------------ */
+
+/* Returned by a fib task whose own spawn or join failed; fib values never get
+ * near it for any n the benchmark can finish. */
+#define FIB_ERROR UINT64_MAX
+
+static void *fib_task(void *arg)
+{
+	uint64_t n = u64_of(arg);
+	if (n < 2)
+		return arg;
+	crew_task *child = crew_spawn(fib_task, ptr_of(n - 1));
+	if (!child)
+		return ptr_of(FIB_ERROR);
+	uint64_t b = u64_of(fib_task(ptr_of(n - 2)));
+	void *a = NULL;
+	if (crew_join(child, &a) != 0 || u64_of(a) == FIB_ERROR || b == FIB_ERROR)
+		return ptr_of(FIB_ERROR);
+	return ptr_of(u64_of(a) + b);
+}
+
+static uint64_t fib_iterative(uint64_t n)
+{
+	uint64_t a = 0, b = 1;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t = a + b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static void *fib_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	uint64_t got = u64_of(fib_task(ptr_of(ctx->n)));
+	if (got == FIB_ERROR)
+		ctx->failed = "fib: crew_spawn or crew_join failed";
+	else if (got != fib_iterative(ctx->n))
+		ctx->failed = "fib: wrong result";
+	return NULL;
+}
+
+/* ---- sleepers ------------------------------------------------------------- */
+
+static void *sleeper_task(void *arg)
+{
+	(void)arg;
+	return ptr_of(crew_sleep(10 * MS) == 0);
+}
+
+static void *sleepers_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	crew_task **tasks = malloc(ctx->n * sizeof *tasks);
+	if (!tasks) {
+		ctx->failed = "sleepers: out of memory for the handle array";
+		return NULL;
+	}
+	uint64_t spawned = 0;
+	for (; spawned < ctx->n; spawned++) {
+		tasks[spawned] = crew_spawn(sleeper_task, NULL);
+		if (!tasks[spawned])
+			break;
+	}
+	uint64_t slept = 0;
+	for (uint64_t i = 0; i < spawned; i++) {
+		void *ok = NULL;
+		if (crew_join(tasks[i], &ok) == 0)
+			slept += u64_of(ok);
+	}
+	free(tasks);
+	if (spawned < ctx->n)
+		ctx->failed = "sleepers: crew_spawn failed";
+	else if (slept != ctx->n)
+		ctx->failed = "sleepers: a crew_sleep or crew_join failed";
+	return NULL;
+}
+
+/* ---- pingpong ------------------------------------------------------------- */
+
+/*
+ * Every message is a fresh future, set by its sender and awaited by its
+ * receiver, and its value is the future that carries the same direction's
+ * next message:
+ *
+ *   round i:  ping: req[i+1] = new; set(req[i], req[i+1]); rep[i+1] = await(rep[i])
+ *             pong: req[i+1] = await(req[i]); rep[i+1] = new; set(rep[i], rep[i+1])
+ *
+ * A future is released by its sender once the other side has provably moved
+ * past it (the receiver has returned from its await AND the sender's own set
+ * has returned): ping frees req[i] after it got rep[i]; pong frees rep[i] after
+ * it got req[i+1]. That way no release can race with a set still in progress.
+ */
+struct pingpong {
+	uint64_t rounds;
+	crew_future *req0, *rep0;
+	crew_future *last_rep; /* rep[n-1]: pong can't know when ping is done with it */
+};
+
+/* On a failure both sides just stop and leak their futures: the run is
+ * reported as failed, and releasing one the other side may still touch would
+ * be worse than a leak. A failing pong sets NULL so that ping stops too. */
+static void *ping_task(void *arg)
+{
+	struct pingpong *pp = arg;
+	crew_future *req = pp->req0, *rep = pp->rep0;
+	for (uint64_t i = 0; i < pp->rounds; i++) {
+		crew_future *next_req = crew_future_new();
+		void *next_rep = NULL;
+		if (!next_req || crew_future_set(req, next_req) != 0 ||
+		    crew_future_await(rep, &next_rep) != 0 || !next_rep)
+			return ptr_of(0);
+		crew_future_release(req);
+		req = next_req;
+		rep = next_rep;
+	}
+	crew_future_release(req); /* req[n]: set by nobody, awaited by nobody */
+	return ptr_of(1);
+}
+
+static void *pong_task(void *arg)
+{
+	struct pingpong *pp = arg;
+	crew_future *req = pp->req0, *rep = pp->rep0, *prev_rep = NULL;
+	for (uint64_t i = 0; i < pp->rounds; i++) {
+		void *next_req = NULL;
+		if (crew_future_await(req, &next_req) != 0)
+			return ptr_of(0);
+		if (prev_rep) /* ping got it: it asked again */
+			crew_future_release(prev_rep);
+		crew_future *next_rep = crew_future_new();
+		if (!next_rep) {
+			crew_future_set(rep, NULL);
+			return ptr_of(0);
+		}
+		if (crew_future_set(rep, next_rep) != 0)
+			return ptr_of(0);
+		prev_rep = rep;
+		req = next_req;
+		rep = next_rep;
+	}
+	pp->last_rep = prev_rep;
+	crew_future_release(rep); /* rep[n]: set by nobody, awaited by nobody */
+	return ptr_of(1);
+}
+
+static void *pingpong_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	struct pingpong pp = { .rounds = ctx->n };
+	pp.req0 = crew_future_new();
+	pp.rep0 = crew_future_new();
+	crew_task *ping = NULL, *pong = NULL;
+	if (pp.req0 && pp.rep0) {
+		pong = crew_spawn(pong_task, &pp);
+		ping = pong ? crew_spawn(ping_task, &pp) : NULL;
+	}
+	if (!ping) {
+		ctx->failed = "pingpong: out of memory";
+		if (pong) { /* it waits for a request that never comes */
+			crew_cancel(pong);
+			crew_join(pong, NULL);
+		}
+		return NULL; /* leaks req[0]/rep[0]: the run failed anyway */
+	}
+	void *ping_ok = NULL, *pong_ok = NULL;
+	crew_join(ping, &ping_ok);
+	if (!u64_of(ping_ok))
+		crew_cancel(pong); /* it may wait for a request that never comes */
+	crew_join(pong, &pong_ok);
+	if (!u64_of(ping_ok) || !u64_of(pong_ok)) {
+		ctx->failed = "pingpong: a future operation failed";
+		return NULL;
+	}
+	/* Both tasks are done: the one future still owned by nobody is rep[n-1]
+	 * (NULL when n == 0: then ping and pong released req[0] and rep[0]). */
+	if (pp.last_rep)
+		crew_future_release(pp.last_rep);
+	return NULL;
+}
+
+/* ---- yield ---------------------------------------------------------------- */
+
+static void *yield_task(void *arg)
+{
+	uint64_t count = u64_of(arg);
+	for (uint64_t i = 0; i < count; i++)
+		if (crew_yield() != 0)
+			return ptr_of(0);
+	return ptr_of(1);
+}
+
+static void *yield_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	uint64_t half = ctx->n / 2;
+	crew_task *a = crew_spawn(yield_task, ptr_of(half));
+	crew_task *b = crew_spawn(yield_task, ptr_of(ctx->n - half));
+	void *ok_a = NULL, *ok_b = NULL;
+	crew_join(a, &ok_a); /* NULL handles make crew_join return -EINVAL */
+	crew_join(b, &ok_b);
+	if (!a || !b)
+		ctx->failed = "yield: crew_spawn failed";
+	else if (!u64_of(ok_a) || !u64_of(ok_b))
+		ctx->failed = "yield: crew_yield failed";
+	return NULL;
+}
+
+/* ---- driver --------------------------------------------------------------- */
+
+static const struct workload workloads[] = {
+	{ "spawn", 1000000, spawn_main, false },
+	{ "fib", 30, fib_main, false },
+	{ "sleepers", 100000, sleepers_main, false },
+	{ "pingpong", 1000000, pingpong_main, false },
+	{ "yield", 10000000, yield_main, true },
+};
+
+static void usage(void)
+{
+	fputs("usage: crew-bench <workload> [--workers N] [--n N]\n"
+	      "workloads:", stderr);
+	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
+		fprintf(stderr, " %s (n=%" PRIu64 ")", workloads[i].name,
+			workloads[i].default_n);
+	fputs("\n--workers 0 (the default) lets crew choose (CREW_WORKERS or CPUs)\n",
+	      stderr);
+	exit(2);
+}
+
+static const struct workload *find_workload(const char *name)
+{
+	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
+		if (strcmp(workloads[i].name, name) == 0)
+			return &workloads[i];
+	return NULL;
+}
+
+/* Parses a whole decimal number no larger than `max`, or exits with usage. */
+static uint64_t parse_count(const char *flag, const char *text, uint64_t max)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = text ? strtoull(text, &end, 10) : 0;
+	if (!text || !*text || *end || errno || text[0] == '-' || v > max) {
+		fprintf(stderr, "crew-bench: %s needs a number <= %" PRIu64 ", got '%s'\n",
+			flag, max, text ? text : "");
+		usage();
+	}
+	return v;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static double peak_rss_mb(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0.0;
+	return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	const struct workload *w = find_workload(argv[1]);
+	if (!w) {
+		fprintf(stderr, "crew-bench: unknown workload '%s'\n", argv[1]);
+		usage();
+	}
+	uint64_t n = w->default_n;
+	unsigned workers = 0;
+	for (int i = 2; i < argc; i += 2) {
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(argv[i], "--workers") == 0)
+			workers = (unsigned)parse_count("--workers", value, 1024);
+		else if (strcmp(argv[i], "--n") == 0)
+			n = parse_count("--n", value, UINT64_MAX / 2);
+		else {
+			fprintf(stderr, "crew-bench: unknown option '%s'\n", argv[i]);
+			usage();
+		}
+	}
+	/* fib(93) is the last that fits in 64 bits; a task per call makes anything
+	 * near it run for ages anyway. */
+	if (strcmp(w->name, "fib") == 0 && n > 60) {
+		fputs("crew-bench: fib needs --n <= 60\n", stderr);
+		usage();
+	}
+
+	struct bench_ctx ctx = { .n = n };
+	crew_config cfg = { .workers = workers };
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = crew_run_with(&cfg, w->main, &ctx, NULL);
+	double seconds = seconds_since(&t0);
+	if (rc != 0) {
+		fprintf(stderr, "crew-bench: crew_run_with: %s\n", strerror(-rc));
+		return 1;
+	}
+	if (ctx.failed) {
+		fprintf(stderr, "crew-bench: %s\n", ctx.failed);
+		return 1;
+	}
+
+	printf("{\"bench\":\"%s\",\"runtime\":\"crew\",\"workers\":%u,\"n\":%" PRIu64
+	       ",\"seconds\":%.6f,\"rss_mb\":%.1f",
+	       w->name, ctx.workers, n, seconds, peak_rss_mb());
+	if (w->per_switch)
+		printf(",\"ns_per_switch\":%.2f", n ? seconds * 1e9 / (double)n : 0.0);
+	puts("}");
+	return 0;
+}
