@@ -1,0 +1,68 @@
+/* Shared helpers for the crew tests. */
+#ifndef CREW_TEST_HELPERS_H
+#define CREW_TEST_HELPERS_H
+
+#include <crew.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(CREW_ASAN) || defined(CREW_TSAN)
+#define CREWT_SANITIZER 1
+#else
+#define CREWT_SANITIZER 0
+#endif
+
+/* Pick a size: the first in normal builds, the second under a sanitizer. */
+#define CREWT_SIZE(normal, sanitized) (CREWT_SANITIZER ? (sanitized) : (normal))
+
+#define CREWT_MS 1000000ull
+#define CREWT_SEC 1000000000ull
+
+/* What a child process did. */
+typedef struct crewt_proc {
+	int status;       /* waitpid() status */
+	bool timed_out;   /* killed with SIGKILL after the timeout */
+	char *out;        /* its stdout, NUL-terminated (never NULL after success) */
+	size_t out_len;
+	char *err;        /* its stderr, NUL-terminated */
+	size_t err_len;
+} crewt_proc;
+
+/*
+ * Run the program `path` with `argv` (NULL: just the path) and the current
+ * environment plus `env` ("NAME=value" strings, NULL-terminated, may be NULL),
+ * capture its stdout and stderr, kill it after `timeout_ns`.
+ * Returns 0, or -errno when it could not be started. Thread-safe.
+ */
+int crewt_exec_capture(const char *path, char *const argv[], char *const env[],
+                       uint64_t timeout_ns, crewt_proc *p);
+
+/*
+ * Run `fn(arg)` in a forked child with stdout and stderr on pipes; the child
+ * exits with status 0 when fn returns. Captures both, kills it after
+ * `timeout_ns`. Core dumps are disabled in the child.
+ * Returns 0, or -errno when fork failed.
+ */
+int crewt_fork_capture(void (*fn)(void *), void *arg, uint64_t timeout_ns,
+                       crewt_proc *p);
+
+void crewt_proc_free(crewt_proc *p);
+
+/* "exit 0", "killed by SIGABRT", ...: for assertion messages (static buffer). */
+const char *crewt_status_str(int status);
+
+/* crew_run_with a number of workers (everything else default). */
+int crewt_run(unsigned workers, crew_fn fn, void *arg, void **result);
+
+/* crew_run_with a number of workers and a stack size. */
+int crewt_run_stack(unsigned workers, size_t stack_size, crew_fn fn, void *arg,
+                    void **result);
+
+/* Sort `n` values and return the median. */
+uint64_t crewt_median(uint64_t *v, size_t n);
+
+/* The kernel thread id of the calling thread. */
+long crewt_gettid(void);
+
+#endif
