@@ -1,0 +1,173 @@
+/*
+ * Sleep accuracy and timer throughput. tests/CMakeLists.txt runs this file
+ * alone (RUN_SERIAL, --jobs=1): the measurements want an idle machine.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define SAMPLES 7
+/* Median lateness allowed. */
+#define LATE_MAX (CREWT_SIZE(5, 20) * CREWT_MS)
+
+typedef struct accuracy {
+	bool until; /* crew_sleep_until instead of crew_sleep */
+	int bad_rc;
+	uint64_t early; /* largest earliness seen (0: never early) */
+	uint64_t late_median[3];
+} accuracy;
+
+static const uint64_t durations[3] = {1 * CREWT_MS, 5 * CREWT_MS, 20 * CREWT_MS};
+
+static void *measure(void *p)
+{
+	accuracy *a = p;
+	for (int d = 0; d < 3; d++) {
+		uint64_t late[SAMPLES];
+		for (int i = 0; i < SAMPLES; i++) {
+			uint64_t start = crew_now(), deadline = start + durations[d];
+			int rc = a->until ? crew_sleep_until(deadline) : crew_sleep(durations[d]);
+			uint64_t end = crew_now();
+			if (rc != 0)
+				a->bad_rc = rc;
+			if (end < deadline) {
+				if (deadline - end > a->early)
+					a->early = deadline - end;
+				late[i] = 0;
+			} else {
+				late[i] = end - deadline;
+			}
+		}
+		a->late_median[d] = crewt_median(late, SAMPLES);
+	}
+	return NULL;
+}
+
+static void check_accuracy(unsigned workers, bool until)
+{
+	accuracy a = {.until = until};
+	cr_assert_eq(crewt_run(workers, measure, &a, NULL), 0);
+	const char *fn = until ? "crew_sleep_until" : "crew_sleep";
+	cr_expect_eq(a.bad_rc, 0, "%s returned %d", fn, a.bad_rc);
+	cr_expect_eq(a.early, 0, "workers=%u: %s returned %lu ns early", workers, fn,
+	             (unsigned long)a.early);
+	for (int d = 0; d < 3; d++)
+		cr_expect_lt(a.late_median[d], LATE_MAX,
+		             "workers=%u: %s(%lu ms) is late by %.3f ms (median of %d)", workers, fn,
+		             (unsigned long)(durations[d] / CREWT_MS), a.late_median[d] / 1e6, SAMPLES);
+}
+
+Test(sleep, accuracy_1_worker, .timeout = 30) { check_accuracy(1, false); }
+Test(sleep, accuracy_2_workers, .timeout = 30) { check_accuracy(2, false); }
+Test(sleep, until_accuracy_1_worker, .timeout = 30) { check_accuracy(1, true); }
+Test(sleep, until_accuracy_2_workers, .timeout = 30) { check_accuracy(2, true); }
+
+/* ---- deadlines in the past, zero sleeps ---- */
+
+#define AT_ONCE (CREWT_SIZE(1, 10) * CREWT_MS)
+
+typedef struct past {
+	int rc[3];
+	uint64_t took[3]; /* medians: sleep_until(past), sleep_until(0), sleep(0) */
+} past;
+
+static void *sleep_in_past(void *p)
+{
+	past *ps = p;
+	uint64_t t[3][SAMPLES];
+	for (int i = 0; i < SAMPLES; i++) {
+		uint64_t t0 = crew_now();
+		int rc = crew_sleep_until(t0 - CREWT_MS);
+		uint64_t t1 = crew_now();
+		int rc2 = crew_sleep_until(0);
+		uint64_t t2 = crew_now();
+		int rc3 = crew_sleep(0);
+		uint64_t t3 = crew_now();
+		if (rc)
+			ps->rc[0] = rc;
+		if (rc2)
+			ps->rc[1] = rc2;
+		if (rc3)
+			ps->rc[2] = rc3;
+		t[0][i] = t1 - t0;
+		t[1][i] = t2 - t1;
+		t[2][i] = t3 - t2;
+	}
+	for (int k = 0; k < 3; k++)
+		ps->took[k] = crewt_median(t[k], SAMPLES);
+	return NULL;
+}
+
+Test(sleep, past_deadline_returns_at_once, .timeout = 30)
+{
+	static const char *what[3] = {"crew_sleep_until(now - 1 ms)", "crew_sleep_until(0)",
+	                              "crew_sleep(0)"};
+	for (unsigned w = 1; w <= 2; w++) {
+		past ps = {0};
+		cr_assert_eq(crewt_run(w, sleep_in_past, &ps, NULL), 0);
+		for (int k = 0; k < 3; k++) {
+			cr_expect_eq(ps.rc[k], 0, "%s returned %d", what[k], ps.rc[k]);
+			cr_expect_lt(ps.took[k], AT_ONCE, "workers=%u: %s took %.3f ms", w, what[k],
+			             ps.took[k] / 1e6);
+		}
+	}
+}
+
+/* ---- many sleepers ---- */
+
+#define SLEEPERS CREWT_SIZE(100000, 10000)
+#define SLEEPERS_WALL (CREWT_SIZE(100, 5000) * CREWT_MS)
+#define NAP (10 * CREWT_MS)
+
+typedef struct crowd {
+	atomic_int early, bad_rc, done;
+	uint64_t wall;
+	int spawn_failed;
+} crowd;
+
+static void *napper(void *p)
+{
+	crowd *c = p;
+	uint64_t t0 = crew_now();
+	int rc = crew_sleep(NAP);
+	if (crew_now() - t0 < NAP)
+		atomic_fetch_add_explicit(&c->early, 1, memory_order_relaxed);
+	if (rc != 0)
+		atomic_fetch_add_explicit(&c->bad_rc, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->done, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *crowd_main(void *p)
+{
+	crowd *c = p;
+	crew_task **t = malloc(SLEEPERS * sizeof *t);
+	if (!t)
+		return (void *)1;
+	uint64_t t0 = crew_now();
+	for (int i = 0; i < SLEEPERS; i++)
+		if (!(t[i] = crew_spawn(napper, c)))
+			c->spawn_failed++;
+	for (int i = 0; i < SLEEPERS; i++)
+		if (t[i])
+			crew_join(t[i], NULL);
+	c->wall = crew_now() - t0;
+	free(t);
+	return NULL;
+}
+
+Test(sleep, many_sleepers_2_workers, .timeout = 60)
+{
+	crowd c = {0};
+	cr_assert_eq(crewt_run(2, crowd_main, &c, NULL), 0);
+	cr_expect_eq(c.spawn_failed, 0, "crew_spawn failed %d times", c.spawn_failed);
+	cr_expect_eq(atomic_load(&c.done), SLEEPERS);
+	cr_expect_eq(atomic_load(&c.early), 0, "%d sleeps ended early", atomic_load(&c.early));
+	cr_expect_eq(atomic_load(&c.bad_rc), 0, "%d sleeps failed", atomic_load(&c.bad_rc));
+	cr_expect_lt(c.wall, SLEEPERS_WALL, "%d tasks sleeping 10 ms took %.1f ms", SLEEPERS,
+	             c.wall / 1e6);
+	cr_log_info("%d sleepers of 10 ms: %.1f ms", SLEEPERS, c.wall / 1e6);
+}

@@ -1,0 +1,214 @@
+/*
+ * crew_yield (asyncio.sleep(0)): lets the other runnable tasks run.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* ---- two tasks on one worker interleave strictly ---- */
+
+#define ROUNDS CREWT_SIZE(2000, 500)
+
+typedef struct log {
+	char entry[2 * ROUNDS + 8];
+	int n;
+	int bad_rc;
+} log_t;
+
+typedef struct player {
+	log_t *log;
+	char name;
+} player;
+
+static void *take_turns(void *p)
+{
+	player *pl = p;
+	for (int i = 0; i < ROUNDS; i++) {
+		pl->log->entry[pl->log->n++] = pl->name; /* one worker: no race */
+		int rc = crew_yield();
+		if (rc != 0)
+			pl->log->bad_rc = rc;
+	}
+	return NULL;
+}
+
+static void *alternate_main(void *arg)
+{
+	log_t *log = arg;
+	player a = {log, 'A'}, b = {log, 'B'};
+	crew_task *ta = crew_spawn(take_turns, &a);
+	crew_task *tb = crew_spawn(take_turns, &b);
+	if (!ta || !tb)
+		return (void *)1;
+	crew_join(ta, NULL);
+	crew_join(tb, NULL);
+	return NULL;
+}
+
+Test(yield, two_tasks_alternate_on_one_worker, .timeout = 30)
+{
+	log_t *log = calloc(1, sizeof *log);
+	cr_assert_not_null(log);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(1, alternate_main, log, &res), 0);
+	cr_assert_null(res);
+	cr_expect_eq(log->bad_rc, 0, "crew_yield returned %d", log->bad_rc);
+	cr_assert_eq(log->n, 2 * ROUNDS);
+	int first_bad = -1;
+	for (int i = 1; i < log->n && first_bad < 0; i++)
+		if (log->entry[i] == log->entry[i - 1])
+			first_bad = i;
+	log->entry[first_bad < 0 ? 0 : (first_bad + 20 < log->n ? first_bad + 20 : log->n)] = 0;
+	cr_expect_eq(first_bad, -1, "not strictly alternating at %d: ...%s", first_bad,
+	             first_bad < 0 ? "" : &log->entry[first_bad > 20 ? first_bad - 20 : 0]);
+	free(log);
+}
+
+/* ---- yields make progress: tasks waiting for each other by yielding ---- */
+
+#define PINGS CREWT_SIZE(20000, 2000)
+#define PLAYERS 4
+
+typedef struct relay {
+	atomic_int turn;    /* whose turn: 0..PLAYERS-1 */
+	atomic_int bad_rc;
+	atomic_long yields;
+} relay;
+
+typedef struct runner {
+	relay *r;
+	int id;
+} runner;
+
+static void *relay_runner(void *p)
+{
+	runner *rn = p;
+	relay *r = rn->r;
+	for (int i = 0; i < PINGS; i++) {
+		while (atomic_load(&r->turn) != rn->id) {
+			int rc = crew_yield();
+			atomic_fetch_add_explicit(&r->yields, 1, memory_order_relaxed);
+			if (rc != 0) {
+				atomic_store(&r->bad_rc, rc);
+				return NULL;
+			}
+		}
+		atomic_store(&r->turn, (rn->id + 1) % PLAYERS);
+	}
+	return NULL;
+}
+
+static void *relay_main(void *arg)
+{
+	relay *r = arg;
+	runner rn[PLAYERS];
+	crew_task *t[PLAYERS];
+	for (int i = 0; i < PLAYERS; i++) {
+		rn[i] = (runner){r, i};
+		t[i] = crew_spawn(relay_runner, &rn[i]);
+		if (!t[i])
+			return (void *)1;
+	}
+	for (int i = 0; i < PLAYERS; i++)
+		crew_join(t[i], NULL);
+	return NULL;
+}
+
+static void relay_race(unsigned workers)
+{
+	relay r = {0};
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(workers, relay_main, &r, &res), 0);
+	cr_assert_null(res);
+	cr_expect_eq(atomic_load(&r.bad_rc), 0, "crew_yield returned %d", atomic_load(&r.bad_rc));
+	/* Every runner passed the baton PINGS times: it is back with runner 0. */
+	cr_expect_eq(atomic_load(&r.turn), 0);
+	cr_log_info("workers=%u: %ld yields", workers, atomic_load(&r.yields));
+}
+
+Test(yield, progress_1_worker, .timeout = 60) { relay_race(1); }
+Test(yield, progress_2_workers, .timeout = 60) { relay_race(2); }
+Test(yield, progress_4_workers, .timeout = 60) { relay_race(4); }
+
+/* ---- a yield loop does not starve timers or wake-ups from other threads ---- */
+
+typedef struct starve {
+	atomic_int flag;
+	crew_future *f;
+	int spun_out;
+} starve;
+
+static void *wake_by_timer(void *p)
+{
+	starve *s = p;
+	if (crew_sleep(5 * CREWT_MS) == 0)
+		atomic_store(&s->flag, 1);
+	return NULL;
+}
+
+static void *wake_by_future(void *p)
+{
+	starve *s = p;
+	if (crew_future_await(s->f, NULL) == 0)
+		atomic_store(&s->flag, 1);
+	return NULL;
+}
+
+static void *set_from_thread(void *p)
+{
+	crew_future_set(p, NULL);
+	return NULL;
+}
+
+static void *spin_until_flag(void *p)
+{
+	starve *s = p;
+	/* Bounded: give up after 10 s rather than hang the test. */
+	uint64_t give_up = crew_now() + 10 * CREWT_SEC;
+	while (!atomic_load(&s->flag)) {
+		if (crew_now() > give_up) {
+			s->spun_out = 1;
+			break;
+		}
+		crew_yield();
+	}
+	return NULL;
+}
+
+static void *starve_main(void *arg)
+{
+	starve *s = arg;
+	crew_task *spinner = crew_spawn(spin_until_flag, s);
+	crew_task *waker = crew_spawn(s->f ? wake_by_future : wake_by_timer, s);
+	pthread_t th;
+	bool thread = false;
+	if (s->f && crew_yield() == 0) /* let the waker start awaiting */
+		thread = pthread_create(&th, NULL, set_from_thread, s->f) == 0;
+	crew_join(spinner, NULL);
+	crew_join(waker, NULL);
+	if (thread)
+		pthread_join(th, NULL);
+	return NULL;
+}
+
+Test(yield, yield_loop_lets_timers_fire, .timeout = 30)
+{
+	starve s = {0};
+	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
+	cr_expect_eq(s.spun_out, 0, "a task yielding in a loop starved a 5 ms sleep for 10 s");
+	cr_expect_eq(atomic_load(&s.flag), 1);
+}
+
+Test(yield, yield_loop_lets_thread_wakeups_in, .timeout = 30)
+{
+	starve s = {.f = crew_future_new()};
+	cr_assert_not_null(s.f);
+	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
+	cr_expect_eq(s.spun_out, 0, "a task yielding in a loop starved a future set by a thread");
+	cr_expect_eq(atomic_load(&s.flag), 1);
+	crew_future_release(s.f);
+}
