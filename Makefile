@@ -8,6 +8,8 @@
 #   make asan|tsan    tests under AddressSanitizer / ThreadSanitizer (tools/sanitize.sh)
 #   make clang        build and test with clang
 #   make clean        remove every build directory
+# Variables: BUILD=build, PREFIX=/usr/local, WERROR=ON (OFF for compilers newer than Debian 12's),
+# TIMEOUT=300 (seconds per test), JOBS=$(nproc) (tests run at once), CMAKE_ARGS (more -D options).
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
@@ -18,7 +20,7 @@ CMAKE_ARGS ?=
 
 # $(call configure,DIR,ARGS): Ninja for a new build directory; an existing one keeps its generator.
 configure = cmake -S . -B $(1) --log-level=WARNING $(if $(wildcard $(1)/CMakeCache.txt),,-G Ninja) $(2)
-# $(call ctest,DIR): TIMEOUT is in seconds per test (unless a test sets its own); fails when any test fails or when there is no test at all.
+# $(call ctest,DIR): fails when any test fails or when there is no test at all.
 ctest = ctest --test-dir $(1) --output-on-failure --no-tests=error --timeout $(TIMEOUT) -j $(JOBS)
 
 .PHONY: all deps test demo bench install asan tsan clang clean
