@@ -1,7 +1,12 @@
 /*
  * crew-bench - the crew side of the benchmark contract (see DESIGN.md).
  *
- *   crew-bench <workload> [--workers N] [--n N]
+ *   crew-bench <workload> [--workers N] [--n N] [--stack-kib K]
+ *
+ * --workers 0 (the default) and --stack-kib 0 (the default) leave the choice
+ * to crew (CREW_WORKERS or the CPU count; 256 KiB fiber stacks). The harness
+ * (tools/bench-compare.sh) uses the defaults; --stack-kib is for experiments
+ * such as "how many sleepers fit with 16 KiB stacks".
  *
  * Runs one workload once and prints exactly one JSON line on stdout:
  *   {"bench":"spawn","runtime":"crew","workers":2,"n":1000000,"seconds":0.21,"rss_mb":14.2}
@@ -320,13 +325,12 @@ static const struct workload workloads[] = {
 
 static void usage(void)
 {
-	fputs("usage: crew-bench <workload> [--workers N] [--n N]\n"
+	fputs("usage: crew-bench <workload> [--workers N] [--n N] [--stack-kib K]\n"
 	      "workloads:", stderr);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
 		fprintf(stderr, " %s (n=%" PRIu64 ")", workloads[i].name,
 			workloads[i].default_n);
-	fputs("\n--workers 0 (the default) lets crew choose (CREW_WORKERS or CPUs)\n",
-	      stderr);
+	fputs("\n--workers 0 and --stack-kib 0 (the defaults) let crew choose\n", stderr);
 	exit(2);
 }
 
@@ -378,12 +382,15 @@ int main(int argc, char **argv)
 	}
 	uint64_t n = w->default_n;
 	unsigned workers = 0;
+	size_t stack_kib = 0;
 	for (int i = 2; i < argc; i += 2) {
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--workers") == 0)
 			workers = (unsigned)parse_count("--workers", value, 1024);
 		else if (strcmp(argv[i], "--n") == 0)
 			n = parse_count("--n", value, UINT64_MAX / 2);
+		else if (strcmp(argv[i], "--stack-kib") == 0)
+			stack_kib = parse_count("--stack-kib", value, 1024 * 1024);
 		else {
 			fprintf(stderr, "crew-bench: unknown option '%s'\n", argv[i]);
 			usage();
@@ -397,7 +404,7 @@ int main(int argc, char **argv)
 	}
 
 	struct bench_ctx ctx = { .n = n };
-	crew_config cfg = { .workers = workers };
+	crew_config cfg = { .workers = workers, .stack_size = stack_kib * 1024 };
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = crew_run_with(&cfg, w->main, &ctx, NULL);
