@@ -14,8 +14,9 @@
  * What "seconds" covers: the whole crew_run_with() call, i.e. runtime start-up
  * (workers, rings), the workload, and shutdown (joining the workers, freeing
  * everything). The peers (bench/peers/) time the same span: building the Tokio
- * runtime, the whole asyncio.run(), and so on, so start-up cost counts against
- * every runtime alike. It is small next to the default workload sizes.
+ * runtime, the TBB arena up to finalize(), the whole asyncio.run(), so start-up
+ * cost counts against every runtime alike (except Go, whose runtime starts
+ * before main() can time anything). It is small next to the default sizes.
  *
  * "rss_mb" is the process's peak resident set (getrusage ru_maxrss / 1024).
  *
