@@ -5,7 +5,7 @@
 #
 # Runs build/bench/crew-bench (or $CREW_BENCH) for spawn, fib and sleepers with
 # 1, 2, ... nproc workers and prints a markdown table of seconds (median of R
-# runs, default 1) and the speedup over 1 worker. The default sizes are small
+# runs, default 3) and the speedup over 1 worker. The default sizes are small
 # so that `make demo` finishes in a few seconds; --n-scale F multiplies them
 # (the task count, for fib too: its argument grows by log_phi(F)).
 #   --max-workers N  go up to N workers instead of nproc
@@ -15,7 +15,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CREW=${CREW_BENCH:-$ROOT/build/bench/crew-bench}
-SCALE=1 RUNS=1 MAX_WORKERS=$(nproc)
+SCALE=1 RUNS=3 MAX_WORKERS=$(nproc)
 WORKLOADS=(spawn fib sleepers)
 
 die() { echo "scaling: $*" >&2; exit 2; }
@@ -45,8 +45,8 @@ parse_args() {
 # task count grows by phi per step, so scaling the work by F adds log_phi(F).
 workload_n() {
 	awk -v w="$1" -v f="$SCALE" 'BEGIN {
-		if (w == "fib") { n = 25 + log(f) / log((1 + sqrt(5)) / 2); n = n < 2 ? 2 : n }
-		else n = (w == "spawn" ? 200000 : 20000) * f
+		if (w == "fib") { n = 32 + log(f) / log((1 + sqrt(5)) / 2); n = n < 2 ? 2 : n }
+		else n = (w == "spawn" ? 500000 : 50000) * f
 		n = int(n + 0.5); print n < 1 ? 1 : n
 	}'
 }
