@@ -1,0 +1,119 @@
+/*
+ * idle.c - who is searching for work, who is parked, and waking them.
+ *
+ * Overview
+ *   nsearching: workers stealing right now. At most half of the workers
+ *     search at once, the rest park: no busy-waiting crowd.
+ *   parked: a stack of worker ids under idle_lock; nparked mirrors its size
+ *     for lock-free reads.
+ *   Protocol (no lost wake-ups):
+ *     notifier: make work visible; fence; if nobody searches and someone is
+ *       parked, pop a parked worker and write its eventfd.
+ *     parker:   push itself on the parked stack; fence; look for work once
+ *       more (inject queue, every deque); only then block in the reactor.
+ *   Each side's fence orders its store before its load, so at least one of
+ *   them sees the other: the parker finds the work, or the notifier finds
+ *   the parker. A worker woken for nothing just parks again.
+ */
+#include "internal.h"
+
+bool crew__idle_start_search(crew__runtime *rt, crew__worker *w)
+{
+	uint32_t s = crew__load_32(&rt->nsearching);
+	if (2 * s >= rt->nworkers)
+		return false;
+	crew__faa_32(&rt->nsearching, 1);
+	w->searching = true;
+	return true;
+}
+
+void crew__idle_end_search(crew__runtime *rt, crew__worker *w, bool found)
+{
+	if (!w->searching)
+		return;
+	w->searching = false;
+	uint32_t before = crew__faa_32(&rt->nsearching, (uint32_t)-1);
+	/* The last searcher that found work wakes another worker if there is
+	 * more to take, so that work spreads without every worker spinning. */
+	if (found && before == 1 && crew__deque_size(&w->deque) > 0)
+		crew__idle_notify(rt);
+}
+
+static void idle_wake_one(crew__runtime *rt)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	uint32_t n = rt->nparked;
+	if (n == 0) {
+		pthread_mutex_unlock(&rt->idle_lock);
+		return;
+	}
+	crew__worker *v = &rt->workers[rt->parked_ids[n - 1]];
+	v->parked = 0;
+	crew__store_32(&rt->nparked, n - 1);
+	pthread_mutex_unlock(&rt->idle_lock);
+	crew__reactor_wake(v->wake_fd);
+}
+
+void crew__idle_notify(crew__runtime *rt)
+{
+	/* A searcher will find the work; otherwise wake a parked worker. */
+	if (crew__load_32(&rt->nsearching) != 0 || crew__load_32(&rt->nparked) == 0)
+		return;
+	idle_wake_one(rt);
+}
+
+void crew__idle_notify_all(crew__runtime *rt)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	for (uint32_t i = 0; i < rt->nparked; i++)
+		rt->workers[rt->parked_ids[i]].parked = 0;
+	crew__store_32(&rt->nparked, 0);
+	pthread_mutex_unlock(&rt->idle_lock);
+	/* also the ones not parked yet: their next park returns at once */
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		crew__reactor_wake(rt->workers[i].wake_fd);
+}
+
+static void idle_unpark_self(crew__runtime *rt, crew__worker *w)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	if (w->parked) {
+		uint32_t n = rt->nparked;
+		for (uint32_t i = 0; i < n; i++) {
+			if (rt->parked_ids[i] == w->id) {
+				rt->parked_ids[i] = rt->parked_ids[n - 1];
+				break;
+			}
+		}
+		crew__store_32(&rt->nparked, n - 1);
+		w->parked = 0;
+	}
+	pthread_mutex_unlock(&rt->idle_lock);
+}
+
+static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
+{
+	if (!crew__inject_empty(rt) || crew__load_32(&rt->stop))
+		return true;
+	if (!w->saw_shutdown && crew__load_32(&rt->shutdown))
+		return true; /* flush our timers first */
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		if (crew__deque_size(&rt->workers[i].deque) > 0)
+			return true;
+	return false;
+}
+
+void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at)
+{
+	pthread_mutex_lock(&rt->idle_lock);
+	rt->parked_ids[rt->nparked] = w->id;
+	crew__store_32(&rt->nparked, rt->nparked + 1);
+	w->parked = 1;
+	pthread_mutex_unlock(&rt->idle_lock);
+	/* store->load: our parked entry before the last look for work; pairs
+	 * with the notifier's fence (see Overview) */
+	crew__fence();
+	if (!idle_work_visible(rt, w))
+		crew__reactor_poll(&w->reactor, true, wake_at);
+	idle_unpark_self(rt, w);
+}

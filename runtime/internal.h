@@ -1,0 +1,202 @@
+/*
+ * internal.h - the runtime's shared types: task, worker, runtime.
+ * Nothing here is installed; every symbol is crew__ or static.
+ */
+#ifndef CREW_INTERNAL_H
+#define CREW_INTERNAL_H
+
+#define _GNU_SOURCE
+#include "crew.h"
+#include "atomics.h"
+#include "deque.h"
+#include "fiber.h"
+#include "timer.h"
+#include "reactor.h"
+#include <pthread.h>
+#include <stdio.h>
+
+#define CREW_COLD __attribute__((cold, noinline))
+#define CREW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CREW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- task state word (see task.c for the protocol) ---- */
+enum {
+	CREW_T_SCHEDULED = 1u << 0, /* in a queue, or popped and about to run */
+	CREW_T_RUNNING = 1u << 1,   /* a worker runs it (or it runs a child inline) */
+	CREW_T_NOTIFIED = 1u << 2,  /* woken while running: reschedule on suspend */
+	CREW_T_DONE = 1u << 3,      /* body returned; result is valid */
+	CREW_T_CANCELLED = 1u << 4, /* crew_cancel was called (sticky) */
+	CREW_T_CONSUMED = 1u << 5,  /* handle joined or detached */
+};
+
+#define CREW_TASK_MAGIC_LIVE 0x7461736bu /* "task" */
+#define CREW_TASK_MAGIC_FREE 0x66726565u /* "free" */
+
+typedef struct crew__stack crew__stack;
+typedef struct crew__worker crew__worker;
+
+struct crew_task {
+	uint32_t state;          /* atomic: CREW_T_* */
+	uint32_t refs;           /* atomic: handle + execution */
+	uint32_t wait_seq;       /* atomic: bumped per timed wait; stale timers skip */
+	uint32_t magic;
+	crew_fn fn;
+	void *arg;
+	void *result;
+	const char *name;
+	struct crew_task *next;  /* intrusive link: inject queue, yield list, free list */
+	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
+	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
+	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
+};
+#define CREW_JOIN_DONE ((crew_task *)1)
+
+/* ---- worker ---- */
+enum { CREW_SWITCH_SUSPEND = 1, CREW_SWITCH_YIELD, CREW_SWITCH_EXIT };
+
+typedef struct crew__task_slab crew__task_slab;
+
+struct crew__worker {
+	/* shared part: read or written by other threads */
+	crew__deque deque;
+	int64_t spawned __attribute__((aligned(64))); /* owner writes, others read */
+	int64_t finished;
+	uint32_t parked;         /* under rt->idle_lock: 1 while in the parked list */
+	int wake_fd;             /* eventfd: write 1 to unpark this worker */
+
+	/* private part: only the owning thread */
+	unsigned id __attribute__((aligned(64)));
+	pthread_t thread;
+	crew__fiber sched;       /* the worker thread's own stack */
+	crew_task *current;      /* task running now (NULL in the scheduler) */
+	int switch_reason;       /* why the running fiber switched back */
+	crew__stack *dead_stack; /* stack of a fiber that exited: release it */
+	uint64_t tick;
+	uint64_t rng;
+	bool searching;
+	bool saw_shutdown;
+	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO */
+	crew__timer_heap timers;
+	crew__timer *expired;    /* scratch for timers that came due */
+	size_t expired_cap;
+	crew__reactor reactor;
+	/* pools */
+	crew_task *task_free;
+	crew__task_slab *task_slabs;
+	crew__stack *stack_free;
+	unsigned stack_free_count;
+	uint64_t trim_at;        /* earliest time to trim the hot stack list */
+	void *altstack;
+};
+
+/* ---- runtime ---- */
+typedef struct crew__future_waiter crew__future_waiter;
+
+typedef struct crew__runtime {
+	crew__worker *workers;
+	unsigned nworkers;
+	size_t stack_size;
+	unsigned ring_entries;
+	crew_task *main;
+
+	uint32_t shutdown;       /* atomic: main returned; every task is cancelled */
+	uint32_t stop;           /* atomic: all tasks ended; workers exit */
+	uint64_t ext_spawned;    /* atomic: spawns from non-worker threads */
+
+	/* global inject queue (inject.c) */
+	pthread_mutex_t inject_lock;
+	crew_task *inject_head, *inject_tail;
+	uint64_t inject_len;     /* atomic: read without the lock as a hint */
+
+	/* idle accounting (idle.c) */
+	pthread_mutex_t idle_lock;
+	unsigned *parked_ids;
+	uint32_t nparked;        /* atomic */
+	uint32_t nsearching;     /* atomic */
+
+	/* tasks suspended on futures, to wake at shutdown (future.c) */
+	pthread_mutex_t fwait_lock;
+	crew__future_waiter *fwaiters;
+
+	/* task memory for non-worker threads (task.c) */
+	pthread_mutex_t ext_lock;
+	crew_task *ext_free;
+	crew__task_slab *ext_slabs;
+
+	/* stacks (stack.c) */
+	pthread_mutex_t stack_lock;
+	crew__stack *stack_cold;  /* returned to the OS (MADV_DONTNEED), reusable */
+	struct crew__stack_slab *stack_slabs;
+} crew__runtime;
+
+extern crew__runtime *crew__rt;
+
+/* The calling thread's worker. Not inlined and behind a compiler barrier:
+ * a fiber can resume on another thread, and a cached TLS address would name
+ * the old worker (the TLS-migration hazard in DESIGN.md). */
+crew__worker *crew__worker_current(void);
+extern __thread crew__worker *crew__tls_worker;
+
+/* task.c */
+crew_task *crew__task_alloc(crew__worker *w);
+void crew__task_unref(crew_task *t);
+void crew__task_wake(crew_task *t);
+void crew__task_suspend(crew_task *t);
+void crew__task_run_body(crew__worker *w, crew_task *t);
+bool crew__task_cancelled(crew_task *t);
+void crew__task_free_all(crew__runtime *rt);
+void crew__fiber_entry(void *arg);
+
+/* worker.c */
+void *crew__worker_main(void *arg);
+void crew__worker_enqueue(crew__worker *w, crew_task *t);
+void crew__schedule(crew_task *t);
+
+/* run.c */
+void crew__runtime_begin_shutdown(crew__runtime *rt);
+
+/* inject.c */
+void crew__inject_push(crew__runtime *rt, crew_task *t);
+void crew__inject_push_batch(crew__runtime *rt, crew_task *head, crew_task *tail, unsigned n);
+crew_task *crew__inject_pop(crew__runtime *rt, crew__worker *w);
+static inline bool crew__inject_empty(crew__runtime *rt)
+{
+	return crew__load_acquire_u64(&rt->inject_len) == 0;
+}
+
+/* idle.c */
+void crew__idle_notify(crew__runtime *rt);
+void crew__idle_notify_all(crew__runtime *rt);
+bool crew__idle_start_search(crew__runtime *rt, crew__worker *w);
+void crew__idle_end_search(crew__runtime *rt, crew__worker *w, bool found);
+void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at);
+
+/* stack.c */
+struct crew__stack {
+	crew__fiber fiber;
+	crew__stack *next;
+	char *guard;       /* lowest address: the guard region */
+};
+crew__stack *crew__stack_get(crew__worker *w);
+void crew__stack_put(crew__worker *w, crew__stack *s);
+void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping);
+#define CREW_STACK_HOT 256
+void crew__stack_free_all(crew__runtime *rt);
+size_t crew__stack_guard_size(void);
+
+/* overflow.c */
+int crew__overflow_install(void);
+void crew__overflow_uninstall(void);
+int crew__overflow_thread_init(crew__worker *w);
+void crew__overflow_thread_fini(crew__worker *w);
+
+/* future.c */
+void crew__future_wake_all_for_shutdown(crew__runtime *rt);
+
+/* errors */
+void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold));
+#if defined(CREW_DEBUG)
+void crew__die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn, cold));
+#endif
+
+#endif /* CREW_INTERNAL_H */

@@ -1,0 +1,231 @@
+/*
+ * stack.c - fiber stacks: carved from slabs, guarded, pooled.
+ *
+ * Layout of one stack, low to high addresses:
+ *   [guard: CREW_GUARD_PAGES pages][usable stack: stack_size][header]
+ * The header is the crew__stack (the fiber's saved state) at the very top of
+ * the stack's last page, so a stack costs no separate allocation and a task
+ * that stays shallow touches a single page. Stacks come from slabs of CREW_STACK_SLAB
+ * stacks, one mmap each (MAP_NORESERVE: only touched pages cost memory;
+ * adjacent slabs merge into one VMA).
+ *
+ * A new slab is prepared with two system calls, not two per stack:
+ * process_madvise(2) on our own pidfd installs every guard, then prefaults the
+ * top page of every stack (MADV_POPULATE_WRITE), where the header and the
+ * first frames live. Where process_madvise refuses, we fall back to one
+ * madvise per stack (guards) and to ordinary page faults (prefault).
+ *
+ * Guards: MADV_GUARD_INSTALL (Linux 6.13+) marks the guard pages without
+ * splitting the VMA, so a million live fibers stay far below vm.max_map_count.
+ * Where the kernel lacks it (EINVAL) we fall back to mprotect(PROT_NONE),
+ * which splits the mapping (two VMAs per stack, so about 32k live fibers by
+ * default); when mprotect runs out of map entries (ENOMEM) further stacks go
+ * unguarded, with one warning.
+ *
+ * Pools: a finished task's stack goes on its worker's hot list, pages and
+ * all (no syscall on the hot path). When the worker is about to park it trims
+ * the list to CREW_STACK_HOT: the extra stacks' pages go back to the OS
+ * (MADV_DONTNEED) and the stacks join the global cold list for reuse.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; Debian 12's headers predate it */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+#define CREW_STACK_SLAB 64
+#define CREW_GUARD_PAGES 16 /* 64 KiB: a large frame rarely jumps over it */
+
+struct crew__stack_slab {
+	struct crew__stack_slab *next;
+	void *base;
+	size_t len;
+};
+
+enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT, GUARD_NONE };
+static int crew__guard_mode = GUARD_UNKNOWN; /* under rt->stack_lock */
+static int crew__self_pidfd = -2;            /* under rt->stack_lock; -1: none */
+static bool crew__batch_guard = true;        /* process_madvise took guards */
+
+static size_t page_size(void)
+{
+	static size_t ps;
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+size_t crew__stack_guard_size(void)
+{
+	return CREW_GUARD_PAGES * page_size();
+}
+
+static void stack_guard(char *guard, size_t len)
+{
+	if (crew__guard_mode == GUARD_UNKNOWN || crew__guard_mode == GUARD_MADVISE) {
+		if (madvise(guard, len, MADV_GUARD_INSTALL) == 0) {
+			crew__guard_mode = GUARD_MADVISE;
+			return;
+		}
+		crew__guard_mode = GUARD_MPROTECT; /* EINVAL: not supported here */
+	}
+	if (crew__guard_mode == GUARD_MPROTECT && mprotect(guard, len, PROT_NONE) != 0) {
+		crew__error("mprotect of a stack guard failed (%s): further fiber stacks have no "
+			    "guard page (raise vm.max_map_count, or use Linux >= 6.13)",
+			    errno == ENOMEM ? "vm.max_map_count reached" : "error");
+		crew__guard_mode = GUARD_NONE;
+	}
+}
+
+/* One process_madvise over `n` ranges of our own memory; false if refused. */
+static bool madvise_batch(struct iovec *iov, int n, int advice)
+{
+	if (crew__self_pidfd == -2)
+		crew__self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (crew__self_pidfd < 0)
+		return false;
+	size_t want = 0;
+	for (int i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	return syscall(SYS_process_madvise, crew__self_pidfd, iov, (size_t)n, advice, 0) ==
+	       (long)want;
+}
+
+static void slab_guard_and_prefault(char *base, size_t one, size_t guard, size_t ps)
+{
+	struct iovec iov[CREW_STACK_SLAB];
+	if (crew__batch_guard && crew__guard_mode != GUARD_MPROTECT &&
+	    crew__guard_mode != GUARD_NONE) {
+		for (int i = 0; i < CREW_STACK_SLAB; i++)
+			iov[i] = (struct iovec){ base + (size_t)i * one, guard };
+		if (madvise_batch(iov, CREW_STACK_SLAB, MADV_GUARD_INSTALL))
+			crew__guard_mode = GUARD_MADVISE;
+		else
+			crew__batch_guard = false;
+	}
+	if (!crew__batch_guard || crew__guard_mode != GUARD_MADVISE)
+		for (int i = 0; i < CREW_STACK_SLAB; i++)
+			stack_guard(base + (size_t)i * one, guard);
+	for (int i = 0; i < CREW_STACK_SLAB; i++)
+		iov[i] = (struct iovec){ base + (size_t)(i + 1) * one - ps, ps };
+	madvise_batch(iov, CREW_STACK_SLAB, MADV_POPULATE_WRITE); /* best effort */
+}
+
+/* Carve a new slab into the cold list; under rt->stack_lock. */
+static int stack_slab_new(crew__runtime *rt)
+{
+	size_t ps = page_size(), guard = crew__stack_guard_size();
+	/* the header takes the top of the stack's last page */
+	size_t usable = (rt->stack_size + sizeof(crew__stack) + ps - 1) & ~(ps - 1);
+	size_t one = guard + usable;
+	size_t len = one * CREW_STACK_SLAB;
+	struct crew__stack_slab *slab = malloc(sizeof(*slab));
+	if (!slab)
+		return -ENOMEM;
+	char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (base == MAP_FAILED) {
+		free(slab);
+		return -ENOMEM;
+	}
+	slab->base = base;
+	slab->len = len;
+	slab->next = rt->stack_slabs;
+	rt->stack_slabs = slab;
+	slab_guard_and_prefault(base, one, guard, ps);
+	for (int i = CREW_STACK_SLAB - 1; i >= 0; i--) {
+		char *g = base + (size_t)i * one;
+		crew__stack *s = (crew__stack *)(g + one) - 1;
+		s->guard = g;
+		s->fiber.lo = g + guard;
+		s->fiber.size = (size_t)((char *)s - (g + guard)) & ~(size_t)63;
+		s->fiber.tsan = NULL;
+		s->next = rt->stack_cold;
+		rt->stack_cold = s;
+	}
+	return 0;
+}
+
+crew__stack *crew__stack_get(crew__worker *w)
+{
+	crew__stack *s = w->stack_free;
+	if (CREW_LIKELY(s)) {
+		w->stack_free = s->next;
+		w->stack_free_count--;
+		return s;
+	}
+	crew__runtime *rt = crew__rt;
+	pthread_mutex_lock(&rt->stack_lock);
+	if (!rt->stack_cold && stack_slab_new(rt) != 0) {
+		pthread_mutex_unlock(&rt->stack_lock);
+		return NULL;
+	}
+	s = rt->stack_cold;
+	rt->stack_cold = s->next;
+	pthread_mutex_unlock(&rt->stack_lock);
+	return s;
+}
+
+void crew__stack_put(crew__worker *w, crew__stack *s)
+{
+	s->next = w->stack_free;
+	w->stack_free = s;
+	w->stack_free_count++;
+}
+
+/* Keep at most `keep` hot stacks; the rest give their pages back (all but
+ * the last page, which holds the header) and go to the cold list. A stopping
+ * worker (`unmapping`: the slabs are about to go) skips the madvise. */
+void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping)
+{
+	if (w->stack_free_count <= keep)
+		return;
+	crew__stack *head = NULL, *tail = NULL;
+	size_t ps = page_size();
+	while (w->stack_free_count > keep) {
+		crew__stack *s = w->stack_free;
+		w->stack_free = s->next;
+		w->stack_free_count--;
+		uintptr_t top = (uintptr_t)s & ~(uintptr_t)(ps - 1);
+		if (!unmapping && top > (uintptr_t)s->fiber.lo)
+			madvise((void *)s->fiber.lo, top - (uintptr_t)s->fiber.lo, MADV_DONTNEED);
+		s->next = head;
+		head = s;
+		if (!tail)
+			tail = s;
+	}
+	crew__runtime *rt = crew__rt;
+	pthread_mutex_lock(&rt->stack_lock);
+	tail->next = rt->stack_cold;
+	rt->stack_cold = head;
+	pthread_mutex_unlock(&rt->stack_lock);
+}
+
+/* After all workers stopped: unmap every slab. */
+void crew__stack_free_all(crew__runtime *rt)
+{
+#if defined(CREW_TSAN)
+	for (crew__stack *s = rt->stack_cold; s; s = s->next)
+		if (s->fiber.tsan)
+			__tsan_destroy_fiber(s->fiber.tsan);
+#endif
+	while (rt->stack_slabs) {
+		struct crew__stack_slab *slab = rt->stack_slabs;
+		rt->stack_slabs = slab->next;
+		munmap(slab->base, slab->len);
+		free(slab);
+	}
+	rt->stack_cold = NULL;
+	if (crew__self_pidfd >= 0)
+		close(crew__self_pidfd);
+	crew__self_pidfd = -2;
+}

@@ -1,0 +1,411 @@
+/*
+ * task.c - task objects and their state protocol: spawn, wake, suspend,
+ * join, detach, cancel.
+ *
+ * Overview
+ *   state (one atomic word, CREW_T_* in internal.h):
+ *     SCHEDULED  set by spawn and by a wake of a suspended task; the task sits
+ *                in exactly one queue (or was just popped from it).
+ *     RUNNING    a worker switched to it: SCHEDULED -> RUNNING in one add.
+ *     idle       neither: suspended, waiting for a wake.
+ *     NOTIFIED   a wake that came while RUNNING; the worker that switches the
+ *                task out sees it and reschedules instead of going idle, so a
+ *                wake racing with a suspension is never lost (Tokio's rule).
+ *     DONE       the body returned; result is valid (set with a full barrier).
+ *     CANCELLED  sticky request; suspending calls return -ECANCELED.
+ *   Only the transition idle -> SCHEDULED queues a task, and only the worker
+ *   that switched a task out clears RUNNING, after the switch completed: a task
+ *   is therefore in at most one queue and runs on at most one worker at a time.
+ *
+ *   Every suspension point loops on its own condition: a wake can be spurious
+ *   (a stale timer, a cancel, the finisher of a task it joined). Task memory
+ *   comes from slabs that live until crew_run returns, so a stale wake always
+ *   lands on task memory: a freed task is DONE (the wake does nothing), a
+ *   reused one gets a spurious wake.
+ *
+ *   refs: 2 at spawn, one for the handle (dropped by join/detach), one for the
+ *   execution (dropped when the body finished). The last drop frees.
+ *   joiner: NULL -> the joining task (CAS by the joiner) -> CREW_JOIN_DONE
+ *   (exchange by the finisher, after DONE): one word, so the joiner either
+ *   registers before the finisher looks, or sees CREW_JOIN_DONE.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CREW_TASK_SLAB 256
+
+struct crew__task_slab {
+	crew__task_slab *next;
+	unsigned used;
+	crew_task tasks[CREW_TASK_SLAB];
+};
+
+__thread crew__worker *crew__tls_worker;
+
+__attribute__((noinline)) crew__worker *crew__worker_current(void)
+{
+	/* The barrier keeps the compiler from caching the TLS address across
+	 * calls in the caller (see internal.h). */
+	__asm__ volatile("" ::: "memory");
+	return crew__tls_worker;
+}
+
+void crew__error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("crew: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+#if defined(CREW_DEBUG)
+void crew__die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("crew: fatal: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	abort();
+}
+
+/* A handle passed to crew_join/crew_detach must be live and not consumed. */
+static void task_check_handle(crew_task *t, const char *fn)
+{
+	if (t->magic != CREW_TASK_MAGIC_LIVE)
+		crew__die("%s(%p): not a live task handle (already joined or detached?)", fn, (void *)t);
+	uint32_t s = crew__load_32(&t->state);
+	while (!(s & CREW_T_CONSUMED)) {
+		if (crew__cas_32(&t->state, &s, s | CREW_T_CONSUMED))
+			return;
+	}
+	crew__die("%s: handle of task '%s' used after it was joined or detached", fn, t->name);
+}
+#else
+#define task_check_handle(t, fn) ((void)0)
+#endif
+
+/* ---- memory ---- */
+
+static crew_task *slab_carve(crew__task_slab **slabs)
+{
+	crew__task_slab *s = *slabs;
+	if (!s || s->used == CREW_TASK_SLAB) {
+		s = malloc(sizeof(*s));
+		if (!s)
+			return NULL;
+		s->used = 0;
+		s->next = *slabs;
+		*slabs = s;
+	}
+	crew_task *t = &s->tasks[s->used++];
+	memset(t, 0, sizeof(*t));
+	return t;
+}
+
+crew_task *crew__task_alloc(crew__worker *w)
+{
+	crew_task *t;
+	if (w) {
+		t = w->task_free;
+		if (CREW_LIKELY(t))
+			w->task_free = t->next;
+		else
+			t = slab_carve(&w->task_slabs);
+		return t;
+	}
+	crew__runtime *rt = crew__rt;
+	pthread_mutex_lock(&rt->ext_lock);
+	t = rt->ext_free;
+	if (t)
+		rt->ext_free = t->next;
+	else
+		t = slab_carve(&rt->ext_slabs);
+	pthread_mutex_unlock(&rt->ext_lock);
+	return t;
+}
+
+static void task_free(crew_task *t)
+{
+	t->magic = CREW_TASK_MAGIC_FREE;
+	crew__worker *w = crew__worker_current();
+	if (w) {
+		t->next = w->task_free;
+		w->task_free = t;
+		return;
+	}
+	crew__runtime *rt = crew__rt;
+	pthread_mutex_lock(&rt->ext_lock);
+	t->next = rt->ext_free;
+	rt->ext_free = t;
+	pthread_mutex_unlock(&rt->ext_lock);
+}
+
+void crew__task_unref(crew_task *t)
+{
+	/* full barrier: everything this holder did with t happens before the
+	 * last holder frees it */
+	if (crew__faa_32(&t->refs, (uint32_t)-1) == 1)
+		task_free(t);
+}
+
+static void slabs_release(crew__task_slab *s, crew_task *skip)
+{
+	while (s) {
+		for (unsigned i = 0; i < s->used; i++) {
+			crew_task *t = &s->tasks[i];
+			if (t->magic == CREW_TASK_MAGIC_LIVE && t != skip)
+				fprintf(stderr,
+					"crew: task '%s' was never joined nor detached "
+					"(crew_join or crew_detach its handle)\n",
+					t->name ? t->name : "?");
+		}
+		crew__task_slab *next = s->next;
+		free(s);
+		s = next;
+	}
+}
+
+/* After all workers stopped: report handles never consumed, free all slabs. */
+void crew__task_free_all(crew__runtime *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		slabs_release(rt->workers[i].task_slabs, rt->main);
+		rt->workers[i].task_slabs = NULL;
+		rt->workers[i].task_free = NULL;
+	}
+	slabs_release(rt->ext_slabs, rt->main);
+	rt->ext_slabs = NULL;
+	rt->ext_free = NULL;
+}
+
+/* ---- spawn ---- */
+
+crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
+{
+	crew__runtime *rt = crew__load_acquire_ptr(&crew__rt);
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!rt || crew__load_32(&rt->stop)) {
+		errno = EPERM;
+		return NULL;
+	}
+	crew__worker *w = crew__worker_current();
+	crew_task *t = crew__task_alloc(w);
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	t->fn = fn;
+	t->arg = arg;
+	t->name = name ? name : "?";
+	t->result = NULL;
+	t->fiber = NULL;
+	t->stack = NULL;
+	t->magic = CREW_TASK_MAGIC_LIVE;
+	crew__store_ptr(&t->joiner, NULL);
+	crew__store_32(&t->refs, 2);
+	crew__store_32(&t->state, CREW_T_SCHEDULED);
+	if (w) {
+		/* owner-only counter; release: read by the termination check */
+		crew__store_release_64(&w->spawned, w->spawned + 1);
+	} else {
+		crew__faa_u64(&rt->ext_spawned, 1);
+	}
+	crew__schedule(t); /* publishes t: the push is a release */
+	return t;
+}
+
+/* ---- wake and suspend ---- */
+
+void crew__task_wake(crew_task *t)
+{
+	uint32_t s = crew__load_32(&t->state);
+	for (;;) {
+		if (s & (CREW_T_DONE | CREW_T_SCHEDULED))
+			return; /* finished, or already queued */
+		if (s & CREW_T_RUNNING) {
+			if (s & CREW_T_NOTIFIED)
+				return;
+			if (crew__cas_32(&t->state, &s, s | CREW_T_NOTIFIED))
+				return; /* its worker reschedules it when it switches out */
+			continue;
+		}
+		if (crew__cas_32(&t->state, &s, s | CREW_T_SCHEDULED)) {
+			crew__schedule(t);
+			return;
+		}
+	}
+}
+
+/* Switch the running task out; its worker decides (worker.c) whether it goes
+ * idle or runs again (NOTIFIED). Returns when the task was resumed. */
+void crew__task_suspend(crew_task *t)
+{
+	crew__worker *w = crew__worker_current();
+	w->switch_reason = CREW_SWITCH_SUSPEND;
+	crew__fiber_switch(t->fiber, &w->sched, false);
+}
+
+bool crew__task_cancelled(crew_task *t)
+{
+	return (crew__load_32(&t->state) & CREW_T_CANCELLED) ||
+	       crew__load_32(&crew__rt->shutdown);
+}
+
+/* Run t's body on the current fiber, then finish it. */
+void crew__task_run_body(crew__worker *w, crew_task *t)
+{
+	(void)w;
+	void *result = t->fn(t->arg);
+	crew__runtime *rt = crew__rt;
+	t->result = result;
+	bool is_main = t == rt->main;
+	/* A task that ends after shutdown began was cancelled (asyncio.run). */
+	uint32_t cancel = !is_main && crew__load_32(&rt->shutdown) ? CREW_T_CANCELLED : 0;
+	uint32_t s = crew__load_32(&t->state);
+	while (!crew__cas_32(&t->state, &s,
+			     (s & ~(CREW_T_RUNNING | CREW_T_NOTIFIED)) | CREW_T_DONE | cancel))
+		;
+	/* The CAS is a full barrier: result and DONE are visible before the
+	 * joiner is read; pairs with the joiner's CAS in task_wait_done. */
+	crew_task *j = crew__fas_ptr(&t->joiner, CREW_JOIN_DONE);
+	if (j)
+		crew__task_wake(j);
+	if (is_main)
+		crew__runtime_begin_shutdown(rt);
+	w = crew__worker_current();
+	/* release: all of the task's effects before the count the termination
+	 * check reads (worker.c) */
+	crew__store_release_64(&w->finished, w->finished + 1);
+	crew__task_unref(t);
+}
+
+/* First code on a task's own fiber. */
+void crew__fiber_entry(void *arg)
+{
+	crew__fiber_started();
+	crew_task *t = arg;
+	crew__stack *stack = t->stack; /* t may be freed once it finished */
+	crew__task_run_body(crew__worker_current(), t);
+	crew__worker *w = crew__worker_current();
+	w->switch_reason = CREW_SWITCH_EXIT;
+	w->dead_stack = stack;
+	crew__fiber_switch(&stack->fiber, &w->sched, true);
+	__builtin_unreachable();
+}
+
+/* ---- public task API ---- */
+
+crew_task *crew_self(void)
+{
+	crew__worker *w = crew__worker_current();
+	return w ? w->current : NULL;
+}
+
+const char *crew_task_name(const crew_task *t)
+{
+	return t ? t->name : NULL;
+}
+
+/* Run a not-yet-started child on the joiner's own fiber (fork-join fast path). */
+static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
+{
+	crew__faa_32(&c->state, CREW_T_RUNNING - CREW_T_SCHEDULED);
+	c->fiber = parent->fiber;
+	w->current = c;
+	crew__task_run_body(w, c);
+	/* the child may have suspended and moved us to another worker */
+	crew__worker_current()->current = parent;
+}
+
+/* Take c from the bottom of our own deque if it sits there unstarted. */
+static bool task_take_unstarted(crew__worker *w, crew_task *c)
+{
+	if (crew__deque_peek(&w->deque) != c || crew__deque_pop(&w->deque) != c)
+		return false; /* not ours, or a thief got it first */
+	if (c->fiber == NULL)
+		return true;
+	crew__deque_push(&w->deque, c); /* a resumed task: it needs its own fiber */
+	return false;
+}
+
+static void task_wait_done(crew_task *self, crew_task *c)
+{
+	if (!crew__cas_ptr(&c->joiner, NULL, self))
+		return; /* CREW_JOIN_DONE: it finished meanwhile */
+	/* Not cancellable (rule 3): wait even when self was cancelled. */
+	while (!(crew__load_acquire_32(&c->state) & CREW_T_DONE))
+		crew__task_suspend(self);
+}
+
+int crew_join(crew_task *c, void **result)
+{
+	if (!c)
+		return -EINVAL;
+	crew__worker *w = crew__worker_current();
+	crew_task *self = w ? w->current : NULL;
+	if (!self)
+		return -EPERM;
+	if (c == self)
+		return -EINVAL;
+	task_check_handle(c, "crew_join");
+	uint32_t s = crew__load_acquire_32(&c->state);
+	if (!(s & CREW_T_DONE)) {
+		if (task_take_unstarted(w, c))
+			task_run_inline(w, self, c);
+		else
+			task_wait_done(self, c);
+		s = crew__load_acquire_32(&c->state);
+	}
+	if (result)
+		*result = c->result;
+	crew__task_unref(c);
+	return (s & CREW_T_CANCELLED) ? -ECANCELED : 0;
+}
+
+void crew_detach(crew_task *t)
+{
+	if (!t)
+		return;
+	task_check_handle(t, "crew_detach");
+	crew__task_unref(t);
+}
+
+int crew_cancel(crew_task *t)
+{
+	if (!t)
+		return -EINVAL;
+	uint32_t s = crew__load_32(&t->state);
+	for (;;) {
+		if (s & CREW_T_DONE)
+			return -EALREADY;
+		if (s & CREW_T_CANCELLED)
+			return 0; /* sticky: asked before */
+		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED))
+			break;
+	}
+	crew__task_wake(t); /* a suspended task returns -ECANCELED from its wait */
+	return 0;
+}
+
+int crew_yield(void)
+{
+	crew__worker *w = crew__worker_current();
+	crew_task *t = w ? w->current : NULL;
+	if (!t)
+		return -EPERM;
+	if (crew__task_cancelled(t))
+		return -ECANCELED;
+	w->switch_reason = CREW_SWITCH_YIELD;
+	crew__fiber_switch(t->fiber, &w->sched, false);
+	return crew__task_cancelled(t) ? -ECANCELED : 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * timer.h - a worker's sleeping tasks, as a binary min-heap on deadline.
+ *
+ * Owner-only: a worker adds timers for tasks that suspend on it and expires
+ * them itself; no locking. Equal deadlines keep their insertion order (the
+ * `order` tie-break), so timers that come due together wake in deadline order,
+ * then in the order they were set, as asyncio's do.
+ * An entry does not own its task: it carries the task's wait_seq at insertion,
+ * and expiry wakes the task only if that wait is still the current one (a task
+ * woken early by cancellation bumps wait_seq, turning the entry stale).
+ */
+#ifndef CREW_TIMER_H
+#define CREW_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct crew_task;
+
+typedef struct crew__timer {
+	uint64_t deadline;
+	uint64_t order;
+	struct crew_task *task;
+	uint32_t wait_seq;
+} crew__timer;
+
+typedef struct crew__timer_heap {
+	crew__timer *v;
+	size_t n, cap;
+	uint64_t next_order;
+} crew__timer_heap;
+
+int crew__timer_add(crew__timer_heap *h, uint64_t deadline, struct crew_task *t, uint32_t seq);
+/* Earliest deadline, or UINT64_MAX when empty. */
+static inline uint64_t crew__timer_next(const crew__timer_heap *h)
+{
+	return h->n ? h->v[0].deadline : UINT64_MAX;
+}
+/* Pop up to `max` timers due at `now`, earliest first, into out[]. */
+size_t crew__timer_expire(crew__timer_heap *h, uint64_t now, crew__timer *out, size_t max);
+void crew__timer_fini(crew__timer_heap *h);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * worker.c - the loop a worker thread runs.
+ *
+ *   loop {
+ *     task = own deque bottom (LIFO)
+ *            ?: every 61st pick: global inject queue, then own deque top
+ *               (the starvation guard), then timers and reactor completions
+ *            ?: tasks that yielded (moved into the deque, FIFO order)
+ *            ?: global inject queue (a batch)
+ *            ?: timers due / reactor completions
+ *            ?: steal half of a random victim's deque (at most half the
+ *               workers search at once, idle.c)
+ *            ?: park in the reactor (idle.c) until a wake-up, timer or I/O
+ *     switch to the task's fiber; when it switches back, settle its state
+ *   }
+ *
+ * The scheduler code runs on the worker thread's own stack and never
+ * migrates; task code (fibers) may resume on any worker.
+ */
+#include "internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define CREW_FAIR_TICK 61
+#define CREW_STEAL_MAX 256
+#define CREW_TRIM_NS 1000000000ull
+
+/* ---- queuing ---- */
+
+/* Owner: push t; when the deque is full, move its older half to the inject
+ * queue first (one lock for the whole batch). */
+void crew__worker_enqueue(crew__worker *w, crew_task *t)
+{
+	if (CREW_LIKELY(crew__deque_push(&w->deque, t)))
+		return;
+	crew_task *head = NULL, *tail = NULL;
+	unsigned n = 0;
+	for (unsigned i = 0; i < CREW_DEQUE_CAP / 2; i++) {
+		crew_task *x = crew__deque_steal(&w->deque);
+		if (x == CREW_STEAL_EMPTY)
+			break;
+		if (x == CREW_STEAL_RETRY)
+			continue;
+		x->next = NULL;
+		if (tail)
+			tail->next = x;
+		else
+			head = x;
+		tail = x;
+		n++;
+	}
+	if (n)
+		crew__inject_push_batch(crew__rt, head, tail, n);
+	if (!crew__deque_push(&w->deque, t))
+		crew__inject_push(crew__rt, t);
+}
+
+/* Make a SCHEDULED task runnable: on our own deque when called on a worker,
+ * else on the inject queue. */
+void crew__schedule(crew_task *t)
+{
+	crew__runtime *rt = crew__rt;
+	crew__worker *w = crew__worker_current();
+	if (w) {
+		crew__worker_enqueue(w, t);
+		/* No fence here: if a parking worker misses this task, we are alive
+		 * and run it ourselves; only parallelism is delayed. */
+		crew__idle_notify(rt);
+	} else {
+		crew__inject_push(rt, t); /* notifies, with the fence it needs */
+	}
+}
+
+/* ---- timers ---- */
+
+/* Wake the tasks whose timers came due (all of them with `all`, at shutdown),
+ * in reverse deadline order: the deque is LIFO, so the earliest runs first. */
+static void worker_expire_timers(crew__worker *w, bool all)
+{
+	uint64_t now = all ? UINT64_MAX : crew_now();
+	if (crew__timer_next(&w->timers) > now)
+		return;
+	size_t n = 0;
+	for (;;) {
+		if (n == w->expired_cap) {
+			size_t cap = w->expired_cap ? w->expired_cap * 2 : 64;
+			crew__timer *e = realloc(w->expired, cap * sizeof(*e));
+			if (!e)
+				break; /* wake what we have; the rest stays in the heap */
+			w->expired = e;
+			w->expired_cap = cap;
+		}
+		size_t k = crew__timer_expire(&w->timers, now, w->expired + n, w->expired_cap - n);
+		n += k;
+		if (n < w->expired_cap)
+			break;
+	}
+	while (n-- > 0) {
+		crew_task *t = w->expired[n].task;
+		/* stale entry: the task was woken otherwise and left that wait */
+		if (crew__load_32(&t->wait_seq) == w->expired[n].wait_seq)
+			crew__task_wake(t);
+	}
+}
+
+/* Reap reactor completions and timers without blocking. */
+static void worker_poll(crew__worker *w)
+{
+	crew__runtime *rt = crew__rt;
+	if (CREW_UNLIKELY(!w->saw_shutdown && crew__load_32(&rt->shutdown))) {
+		w->saw_shutdown = true;
+		worker_expire_timers(w, true);
+	}
+	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
+	worker_expire_timers(w, false);
+}
+
+/* ---- picking the next task ---- */
+
+static crew_task *worker_take_yielded(crew__worker *w)
+{
+	/* Reverse the FIFO list and push it: the first to yield ends at the
+	 * bottom and runs first, and all of them become stealable. */
+	crew_task *prev = NULL, *t = w->yield_head;
+	while (t) {
+		crew_task *next = t->next;
+		t->next = prev;
+		prev = t;
+		t = next;
+	}
+	w->yield_head = w->yield_tail = NULL;
+	for (t = prev; t;) {
+		crew_task *next = t->next;
+		crew__worker_enqueue(w, t);
+		t = next;
+	}
+	return crew__deque_pop(&w->deque);
+}
+
+static crew_task *worker_next(crew__worker *w)
+{
+	crew__runtime *rt = crew__rt;
+	crew_task *t;
+	if (CREW_UNLIKELY(++w->tick % CREW_FAIR_TICK == 0)) {
+		worker_poll(w);
+		if ((t = crew__inject_pop(rt, w)))
+			return t;
+		t = crew__deque_steal(&w->deque); /* own top: the oldest task */
+		if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY)
+			return t;
+	}
+	if ((t = crew__deque_pop(&w->deque)))
+		return t;
+	if (w->yield_head)
+		return worker_take_yielded(w);
+	if (!crew__inject_empty(rt) && (t = crew__inject_pop(rt, w)))
+		return t;
+	worker_poll(w);
+	return crew__deque_pop(&w->deque);
+}
+
+/* Steal up to half of v's tasks: the first is returned, the rest pushed on
+ * our own deque. */
+static crew_task *worker_steal_from(crew__worker *w, crew__worker *v)
+{
+	int64_t want = crew__deque_size(&v->deque);
+	want = want / 2 + 1;
+	if (want > CREW_STEAL_MAX)
+		want = CREW_STEAL_MAX;
+	crew_task *first = NULL;
+	int retries = 0;
+	for (int64_t k = 0; k < want;) {
+		crew_task *t = crew__deque_steal(&v->deque);
+		if (t == CREW_STEAL_EMPTY)
+			break;
+		if (t == CREW_STEAL_RETRY) {
+			if (++retries > 8)
+				break;
+			continue;
+		}
+		k++;
+		if (!first)
+			first = t;
+		else
+			crew__worker_enqueue(w, t);
+	}
+	return first;
+}
+
+static crew_task *worker_search(crew__worker *w)
+{
+	crew__runtime *rt = crew__rt;
+	unsigned n = rt->nworkers;
+	if (n < 2 || !crew__idle_start_search(rt, w))
+		return crew__inject_pop(rt, w);
+	crew_task *t = NULL;
+	for (int round = 0; round < 2 && !t; round++) {
+		w->rng = w->rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned start = (unsigned)(w->rng >> 33) % n;
+		for (unsigned i = 0; i < n && !t; i++) {
+			unsigned v = (start + i) % n;
+			if (v != w->id)
+				t = worker_steal_from(w, &rt->workers[v]);
+		}
+		if (!t)
+			t = crew__inject_pop(rt, w);
+	}
+	crew__idle_end_search(rt, w, t != NULL);
+	return t;
+}
+
+/* ---- running a task ---- */
+
+/* Settle the state of the task that just switched back to the scheduler. */
+static void worker_after_switch(crew__worker *w, crew_task *t)
+{
+	uint32_t s, n;
+	switch (w->switch_reason) {
+	case CREW_SWITCH_EXIT:
+		crew__stack_put(w, w->dead_stack);
+		w->dead_stack = NULL;
+		return;
+	case CREW_SWITCH_YIELD:
+		s = crew__load_32(&t->state);
+		do
+			n = (s & ~(CREW_T_RUNNING | CREW_T_NOTIFIED)) | CREW_T_SCHEDULED;
+		while (!crew__cas_32(&t->state, &s, n));
+		t->next = NULL;
+		if (w->yield_tail)
+			w->yield_tail->next = t;
+		else
+			w->yield_head = t;
+		w->yield_tail = t;
+		return;
+	case CREW_SWITCH_SUSPEND:
+		/* Only now, with the fiber fully switched out, may another worker
+		 * resume it: clear RUNNING, or requeue it if a wake came while it
+		 * was running (NOTIFIED). Pairs with the CASes in crew__task_wake. */
+		s = crew__load_32(&t->state);
+		for (;;) {
+			if (s & CREW_T_NOTIFIED) {
+				n = (s & ~(CREW_T_RUNNING | CREW_T_NOTIFIED)) | CREW_T_SCHEDULED;
+				if (crew__cas_32(&t->state, &s, n)) {
+					crew__worker_enqueue(w, t);
+					return;
+				}
+			} else if (crew__cas_32(&t->state, &s, s & ~CREW_T_RUNNING)) {
+				return;
+			}
+		}
+	}
+}
+
+static void worker_run(crew__worker *w, crew_task *t)
+{
+	crew__faa_32(&t->state, CREW_T_RUNNING - CREW_T_SCHEDULED); /* one bit moves */
+	if (!t->fiber) { /* first run: give it a stack */
+		crew__stack *s = crew__stack_get(w);
+		if (CREW_UNLIKELY(!s)) {
+			crew__error("out of memory for fiber stacks (task '%s'); aborting", t->name);
+			abort();
+		}
+		t->stack = s;
+		t->fiber = &s->fiber;
+		crew__fiber_init(t->fiber, crew__fiber_entry, t);
+	}
+	w->current = t;
+	crew__fiber_switch(&w->sched, t->fiber, false);
+	/* back on the scheduler: the task that switched is w->current (t, or a
+	 * child t was running inline) */
+	crew_task *cur = w->current;
+	w->current = NULL;
+	worker_after_switch(w, cur);
+}
+
+/* ---- termination ---- */
+
+/* True when every task ever spawned has finished. Read all `finished`
+ * counters before all `spawned` ones (acquire): a task's spawn happens before
+ * its finish, so finished <= spawned holds, and equality means none is left. */
+static bool worker_all_ended(crew__runtime *rt)
+{
+	int64_t fin = 0, spawned = 0;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		fin += crew__load_acquire_64(&rt->workers[i].finished);
+	spawned = (int64_t)crew__load_acquire_u64(&rt->ext_spawned);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		spawned += crew__load_acquire_64(&rt->workers[i].spawned);
+	return fin == spawned;
+}
+
+/* Park; an idle worker also gives stack memory back, at most once per
+ * CREW_TRIM_NS (a trim costs TLB shoot-downs on every core: not something to
+ * do each time a worker runs dry for a moment). */
+static void worker_park(crew__runtime *rt, crew__worker *w)
+{
+	uint64_t wake_at = crew__timer_next(&w->timers);
+	if (w->stack_free_count > CREW_STACK_HOT) {
+		uint64_t now = crew_now();
+		if (now >= w->trim_at) {
+			crew__stack_trim(w, CREW_STACK_HOT, false);
+			w->trim_at = now + CREW_TRIM_NS;
+		} else if (w->trim_at < wake_at) {
+			wake_at = w->trim_at; /* come back to trim if still idle */
+		}
+	}
+	crew__idle_park(rt, w, wake_at);
+}
+
+static void worker_loop(crew__worker *w)
+{
+	crew__runtime *rt = crew__rt;
+	for (;;) {
+		crew_task *t = worker_next(w);
+		if (!t)
+			t = worker_search(w);
+		if (t) {
+			worker_run(w, t);
+			continue;
+		}
+		if (crew__load_32(&rt->stop))
+			return;
+		if (crew__load_32(&rt->shutdown) && worker_all_ended(rt)) {
+			crew__store_release_32(&rt->stop, 1);
+			crew__idle_notify_all(rt);
+			return;
+		}
+		worker_park(rt, w);
+	}
+}
+
+void *crew__worker_main(void *arg)
+{
+	crew__worker *w = arg;
+	crew__tls_worker = w;
+	crew__fiber_init_thread(&w->sched);
+	w->trim_at = crew_now() + CREW_TRIM_NS;
+	crew__overflow_thread_init(w);
+	worker_loop(w);
+	crew__stack_trim(w, 0, true);
+	crew__overflow_thread_fini(w);
+	crew__tls_worker = NULL;
+	return NULL;
+}
