@@ -20,17 +20,21 @@
 # slow drift of the machine hits all of them alike. Every JSON line goes to
 # build/bench-results.jsonl (rewritten by each invocation: results count only
 # against crew from the same invocation); stderr of failed runs goes to
-# build/bench-errors.log. Needs bash, awk and coreutils only.
+# build/bench-errors.log. $CREW_BUILD_DIR replaces build/ in all these paths.
+# Needs bash, awk and coreutils only.
 #
 # Where a peer is too slow for the full n (asyncio's fib), it runs at a smaller
 # n, crew runs at that n too, and the cell and its ratio say "(n=...)".
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CREW=${CREW_BENCH:-$ROOT/build/bench/crew-bench}
-PEER_DIR=$ROOT/build/peers
-RESULTS=$ROOT/build/bench-results.jsonl
-ERRORS=$ROOT/build/bench-errors.log
+# The build directory: $CREW_BUILD_DIR (relative to the current directory), else build/.
+BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
+CREW=${CREW_BENCH:-$BUILD_DIR/bench/crew-bench}
+PEER_DIR=$BUILD_DIR/peers
+RESULTS=$BUILD_DIR/bench-results.jsonl
+ERRORS=$BUILD_DIR/bench-errors.log
 STATUS=$(mktemp) # "runtime workload n workers FAIL|TIMEOUT|UNSUPPORTED" lines
 trap 'rm -f "$STATUS"' EXIT
 
@@ -41,7 +45,7 @@ WORKLOADS=("${ALL_WORKLOADS[@]}")
 PEERS=()
 
 die() { echo "bench-compare: $*" >&2; exit 2; }
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -/{/^set -/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 
@@ -96,8 +100,8 @@ binary_of() { [[ $1 == crew ]] && echo "$CREW" || echo "$PEER_DIR/$1-bench"; }
 
 find_crew() {
 	[[ -x $CREW ]] && return 0
-	if [[ -z ${CREW_BENCH:-} && -f $ROOT/build/CMakeCache.txt ]]; then
-		cmake --build "$ROOT/build" --target crew-bench >/dev/null 2>&1
+	if [[ -z ${CREW_BENCH:-} && -f $BUILD_DIR/CMakeCache.txt ]]; then
+		cmake --build "$BUILD_DIR" --target crew-bench >/dev/null 2>&1
 		[[ -x $CREW ]] && return 0
 	fi
 	die "no $CREW; build it first: cmake -S . -B build -G Ninja && cmake --build build"
@@ -268,7 +272,7 @@ END {
 	}
 	print ""
 	print "Medians of seconds; a ratio is peer/crew at the same n (>1: crew is faster)."
-	print "n/s: the peer has no such workload; FAIL/timeout: see build/bench-errors.log."
+	print "n/s: the peer has no such workload; FAIL/timeout: see bench-errors.log."
 	if (yieldnote != "") print "yield, ns per switch (median): " yieldnote "."
 }
 AWK

@@ -3,8 +3,8 @@
 #
 #   tools/build-peers.sh [--only go,tokio,tbb,asyncio]
 #
-# Produces build/peers/{go,tokio,tbb,asyncio}-bench, each with crew-bench's
-# command line. Everything comes from Debian packages: Go from golang-go, Tokio
+# Produces build/peers/{go,tokio,tbb,asyncio}-bench (under $CREW_BUILD_DIR when
+# set), each with crew-bench's command line. Everything comes from Debian packages: Go from golang-go, Tokio
 # from librust-tokio-dev built OFFLINE with Debian's cargo and rustc (a rustup
 # toolchain earlier on PATH is deliberately bypassed), oneTBB from libtbb-dev,
 # asyncio from python3. Missing packages are installed with apt-get when run as
@@ -16,7 +16,10 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT=$ROOT/build/peers
+# The build directory: $CREW_BUILD_DIR (relative to the current directory), else build/.
+BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
+OUT=$BUILD_DIR/peers
 PEERS=(go tokio tbb asyncio)
 PACKAGES=(golang-go librust-tokio-dev cargo libtbb-dev python3 g++)
 
@@ -26,7 +29,7 @@ parse_args() {
 	while (($#)); do
 		case $1 in
 		--only) [[ $# -ge 2 ]] || die "--only needs a list"; IFS=, read -ra PEERS <<<"$2"; shift 2 ;;
-		-h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h | --help) sed -n '2,/^set -/{/^set -/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown option '$1' (see --help)" ;;
 		esac
 	done

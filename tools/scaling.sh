@@ -3,9 +3,10 @@
 #
 #   tools/scaling.sh [--n-scale F] [--runs R] [--max-workers N] [--only LIST]
 #
-# Runs build/bench/crew-bench (or $CREW_BENCH) for spawn, fib and sleepers with
-# 1, 2, ... nproc workers and prints a markdown table of seconds (median of R
-# runs, default 3) and the speedup over 1 worker. The default sizes are small
+# Runs build/bench/crew-bench ($CREW_BUILD_DIR instead of build/ when set, or
+# $CREW_BENCH) for spawn, fib and sleepers with 1, 2, ... nproc workers and
+# prints a markdown table of seconds (median of R runs, default 3) and the
+# speedup over 1 worker. The default sizes are small
 # so that `make demo` finishes in a few seconds; --n-scale F multiplies them
 # (the task count, for fib too: its argument grows by log_phi(F)).
 #   --max-workers N  go up to N workers instead of nproc
@@ -14,12 +15,15 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CREW=${CREW_BENCH:-$ROOT/build/bench/crew-bench}
+# The build directory: $CREW_BUILD_DIR (relative to the current directory), else build/.
+BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
+CREW=${CREW_BENCH:-$BUILD_DIR/bench/crew-bench}
 SCALE=1 RUNS=3 MAX_WORKERS=$(nproc)
 WORKLOADS=(spawn fib sleepers)
 
 die() { echo "scaling: $*" >&2; exit 2; }
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -/{/^set -/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 
 parse_args() {
