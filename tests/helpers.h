@@ -16,6 +16,15 @@
 /* Pick a size: the first in normal builds, the second under a sanitizer. */
 #define CREWT_SIZE(normal, sanitized) (CREWT_SANITIZER ? (sanitized) : (normal))
 
+/* Criterion per-test timeouts (seconds), scaled under sanitizers. */
+#if defined(CREW_TSAN)
+#define CREWT_TIMEOUT(s) ((s) * 6.0)
+#elif defined(CREW_ASAN)
+#define CREWT_TIMEOUT(s) ((s) * 3.0)
+#else
+#define CREWT_TIMEOUT(s) ((s) * 1.0)
+#endif
+
 #define CREWT_MS 1000000ull
 #define CREWT_SEC 1000000000ull
 

@@ -83,9 +83,9 @@ static void cancel_sleeping_task(unsigned workers, bool wait)
 	crew_future_release(c.s.started);
 }
 
-Test(cancel, sleeping_task_1_worker, .timeout = 30) { cancel_sleeping_task(1, true); }
-Test(cancel, sleeping_task_2_workers, .timeout = 30) { cancel_sleeping_task(2, true); }
-Test(cancel, just_started_task_2_workers, .timeout = 30) { cancel_sleeping_task(2, false); }
+Test(cancel, sleeping_task_1_worker, .timeout = CREWT_TIMEOUT(30)) { cancel_sleeping_task(1, true); }
+Test(cancel, sleeping_task_2_workers, .timeout = CREWT_TIMEOUT(30)) { cancel_sleeping_task(2, true); }
+Test(cancel, just_started_task_2_workers, .timeout = CREWT_TIMEOUT(30)) { cancel_sleeping_task(2, false); }
 
 /* ---- cancel from a plain thread ---- */
 
@@ -118,7 +118,7 @@ static void *from_thread_main(void *arg)
 	return rc == -ECANCELED && r == MARK ? NULL : (void *)3;
 }
 
-Test(cancel, from_plain_thread, .timeout = 30)
+Test(cancel, from_plain_thread, .timeout = CREWT_TIMEOUT(30))
 {
 	from_thread ft = {0};
 	ft.s.started = crew_future_new();
@@ -190,8 +190,8 @@ static void cancel_not_started(bool yield_first)
 	cr_expect_eq(n.result, MARK);
 }
 
-Test(cancel, not_started_joined_inline, .timeout = 30) { cancel_not_started(false); }
-Test(cancel, not_started_run_by_worker, .timeout = 30) { cancel_not_started(true); }
+Test(cancel, not_started_joined_inline, .timeout = CREWT_TIMEOUT(30)) { cancel_not_started(false); }
+Test(cancel, not_started_run_by_worker, .timeout = CREWT_TIMEOUT(30)) { cancel_not_started(true); }
 
 /* ---- cancel a finished task ---- */
 
@@ -217,7 +217,7 @@ static void *finished_main(void *arg)
 	return NULL;
 }
 
-Test(cancel, finished_task_is_ealready, .timeout = 30)
+Test(cancel, finished_task_is_ealready, .timeout = CREWT_TIMEOUT(30))
 {
 	finished f = {0};
 	void *res = (void *)-1;
@@ -279,7 +279,7 @@ static void *sticky_main(void *arg)
 	return NULL;
 }
 
-Test(cancel, sticky, .timeout = 30)
+Test(cancel, sticky, .timeout = CREWT_TIMEOUT(30))
 {
 	for (unsigned w = 1; w <= 2; w++) {
 		sticky s = {.started = crew_future_new(), .never = crew_future_new()};
@@ -322,7 +322,7 @@ static void *self_cancel_main(void *arg)
 	return rc == -ECANCELED && r == MARK ? NULL : (void *)2;
 }
 
-Test(cancel, yield_after_self_cancel, .timeout = 30)
+Test(cancel, yield_after_self_cancel, .timeout = CREWT_TIMEOUT(30))
 {
 	self_cancel sc = {1, 1, 1};
 	void *res = (void *)-1;
@@ -385,7 +385,7 @@ static void *family_main(void *arg)
 	return NULL;
 }
 
-Test(cancel, cancelled_task_joins_children, .timeout = 30)
+Test(cancel, cancelled_task_joins_children, .timeout = CREWT_TIMEOUT(30))
 {
 	for (unsigned w = 1; w <= 2; w++) {
 		family f = {0};
@@ -447,7 +447,7 @@ static void *fut_cancel_main(void *arg)
 	return crew_join(t, &r) == -ECANCELED && r == MARK ? NULL : (void *)2;
 }
 
-Test(cancel, task_awaiting_future, .timeout = 30)
+Test(cancel, task_awaiting_future, .timeout = CREWT_TIMEOUT(30))
 {
 	for (unsigned w = 1; w <= 2; w++) {
 		fut_cancel fc = {crew_future_new(), crew_future_new(), 1, 0};

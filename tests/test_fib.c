@@ -67,5 +67,5 @@ static void run_fib(crew_fn fn, const char *what)
 	}
 }
 
-Test(fib, spawn_one_join, .timeout = 120) { run_fib(fib_one, "fib_one"); }
-Test(fib, spawn_both_join_oldest_first, .timeout = 120) { run_fib(fib_both, "fib_both"); }
+Test(fib, spawn_one_join, .timeout = CREWT_TIMEOUT(120)) { run_fib(fib_one, "fib_one"); }
+Test(fib, spawn_both_join_oldest_first, .timeout = CREWT_TIMEOUT(120)) { run_fib(fib_both, "fib_both"); }

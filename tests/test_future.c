@@ -89,8 +89,8 @@ static void set_from_thread(unsigned workers)
 	crew_future_release(ts.f);
 }
 
-Test(future, set_from_thread_1_worker, .timeout = 30) { set_from_thread(1); }
-Test(future, set_from_thread_4_workers, .timeout = 30) { set_from_thread(4); }
+Test(future, set_from_thread_1_worker, .timeout = CREWT_TIMEOUT(30)) { set_from_thread(1); }
+Test(future, set_from_thread_4_workers, .timeout = CREWT_TIMEOUT(30)) { set_from_thread(4); }
 
 /* ---- a plain thread awaits (blocks), a task sets ---- */
 
@@ -126,7 +126,7 @@ static void *thread_await_main(void *arg)
 	return NULL;
 }
 
-Test(future, plain_thread_awaits_task_sets, .timeout = 30)
+Test(future, plain_thread_awaits_task_sets, .timeout = CREWT_TIMEOUT(30))
 {
 	for (unsigned w = 1; w <= 2; w++) {
 		thread_await ta = {crew_future_new(), crew_future_new(), -1, NULL};
@@ -151,7 +151,7 @@ static void *set_later(void *p)
 	return NULL;
 }
 
-Test(future, plain_threads_without_runtime, .timeout = 10)
+Test(future, plain_threads_without_runtime, .timeout = CREWT_TIMEOUT(10))
 {
 	crew_future *f = crew_future_new();
 	cr_assert_not_null(f);
@@ -216,7 +216,7 @@ static void *many_main(void *arg)
 	return NULL;
 }
 
-Test(future, many_waiters, .timeout = 60)
+Test(future, many_waiters, .timeout = CREWT_TIMEOUT(60))
 {
 	for (unsigned w = 1; w <= 4; w += 3) {
 		many m = {.f = crew_future_new()};
@@ -273,7 +273,7 @@ static void *timed_main(void *arg)
 	return NULL;
 }
 
-Test(future, await_until_in_task, .timeout = 30)
+Test(future, await_until_in_task, .timeout = CREWT_TIMEOUT(30))
 {
 	for (unsigned w = 1; w <= 2; w++) {
 		timed t = {.f = crew_future_new()};
@@ -293,7 +293,7 @@ Test(future, await_until_in_task, .timeout = 30)
 	}
 }
 
-Test(future, await_until_on_plain_thread, .timeout = 10)
+Test(future, await_until_on_plain_thread, .timeout = CREWT_TIMEOUT(10))
 {
 	crew_future *f = crew_future_new();
 	cr_assert_not_null(f);

@@ -177,6 +177,6 @@ static void migrate(unsigned workers)
 	pthread_mutex_destroy(&tb.mu);
 }
 
-Test(migration, worker_id_follows_thread_2_workers, .timeout = 60) { migrate(2); }
-Test(migration, worker_id_follows_thread_4_workers, .timeout = 60) { migrate(4); }
-Test(migration, worker_id_follows_thread_8_workers, .timeout = 60) { migrate(8); }
+Test(migration, worker_id_follows_thread_2_workers, .timeout = CREWT_TIMEOUT(60)) { migrate(2); }
+Test(migration, worker_id_follows_thread_4_workers, .timeout = CREWT_TIMEOUT(60)) { migrate(4); }
+Test(migration, worker_id_follows_thread_8_workers, .timeout = CREWT_TIMEOUT(60)) { migrate(8); }

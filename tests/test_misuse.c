@@ -123,7 +123,7 @@ static void *inside_main(void *p)
 	return (void *)1;
 }
 
-Test(misuse, inside_a_task, .timeout = 30)
+Test(misuse, inside_a_task, .timeout = CREWT_TIMEOUT(30))
 {
 	inside in;
 	memset(&in, 0x55, sizeof in);
@@ -184,7 +184,7 @@ static void overflow_child(void *arg)
 	_exit(3); /* must not get here */
 }
 
-Test(misuse, stack_overflow_aborts_with_message, .timeout = 30)
+Test(misuse, stack_overflow_aborts_with_message, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_proc p;
 	cr_assert_eq(crewt_fork_capture(overflow_child, NULL, 20 * CREWT_SEC, &p), 0);
@@ -221,7 +221,7 @@ static void join_twice_child(void *arg)
 	_exit(3);
 }
 
-Test(misuse, join_after_consumed_aborts, .timeout = 30)
+Test(misuse, join_after_consumed_aborts, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_proc p;
 	cr_assert_eq(crewt_fork_capture(join_twice_child, NULL, 20 * CREWT_SEC, &p), 0);

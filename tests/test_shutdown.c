@@ -169,10 +169,10 @@ static void *simple_main(void *arg)
 	return r;
 }
 
-Test(shutdown, pending_tasks_1_worker, .timeout = 30) { run_scene(1); }
-Test(shutdown, pending_tasks_4_workers, .timeout = 30) { run_scene(4); }
+Test(shutdown, pending_tasks_1_worker, .timeout = CREWT_TIMEOUT(30)) { run_scene(1); }
+Test(shutdown, pending_tasks_4_workers, .timeout = CREWT_TIMEOUT(30)) { run_scene(4); }
 
-Test(shutdown, run_again, .timeout = 60)
+Test(shutdown, run_again, .timeout = CREWT_TIMEOUT(60))
 {
 	for (int round = 0; round < 3; round++) {
 		run_scene(round % 2 ? 3 : 1);
@@ -213,7 +213,7 @@ static void run_forgetful(void *arg)
 	_exit(rc == 0 ? 0 : 10);
 }
 
-Test(shutdown, never_joined_is_reported, .timeout = 30)
+Test(shutdown, never_joined_is_reported, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_proc p;
 	cr_assert_eq(crewt_fork_capture(run_forgetful, NULL, 20 * CREWT_SEC, &p), 0);
@@ -243,7 +243,7 @@ static void run_tidy(void *arg)
 	_exit(rc == 0 ? 0 : 10);
 }
 
-Test(shutdown, joined_or_detached_is_not_reported, .timeout = 30)
+Test(shutdown, joined_or_detached_is_not_reported, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_proc p;
 	cr_assert_eq(crewt_fork_capture(run_tidy, NULL, 20 * CREWT_SEC, &p), 0);

@@ -60,10 +60,10 @@ static void check_accuracy(unsigned workers, bool until)
 		             (unsigned long)(durations[d] / CREWT_MS), a.late_median[d] / 1e6, SAMPLES);
 }
 
-Test(sleep, accuracy_1_worker, .timeout = 30) { check_accuracy(1, false); }
-Test(sleep, accuracy_2_workers, .timeout = 30) { check_accuracy(2, false); }
-Test(sleep, until_accuracy_1_worker, .timeout = 30) { check_accuracy(1, true); }
-Test(sleep, until_accuracy_2_workers, .timeout = 30) { check_accuracy(2, true); }
+Test(sleep, accuracy_1_worker, .timeout = CREWT_TIMEOUT(30)) { check_accuracy(1, false); }
+Test(sleep, accuracy_2_workers, .timeout = CREWT_TIMEOUT(30)) { check_accuracy(2, false); }
+Test(sleep, until_accuracy_1_worker, .timeout = CREWT_TIMEOUT(30)) { check_accuracy(1, true); }
+Test(sleep, until_accuracy_2_workers, .timeout = CREWT_TIMEOUT(30)) { check_accuracy(2, true); }
 
 /* ---- deadlines in the past, zero sleeps ---- */
 
@@ -101,7 +101,7 @@ static void *sleep_in_past(void *p)
 	return NULL;
 }
 
-Test(sleep, past_deadline_returns_at_once, .timeout = 30)
+Test(sleep, past_deadline_returns_at_once, .timeout = CREWT_TIMEOUT(30))
 {
 	static const char *what[3] = {"crew_sleep_until(now - 1 ms)", "crew_sleep_until(0)",
 	                              "crew_sleep(0)"};
@@ -159,7 +159,7 @@ static void *crowd_main(void *p)
 	return NULL;
 }
 
-Test(sleep, many_sleepers_2_workers, .timeout = 60)
+Test(sleep, many_sleepers_2_workers, .timeout = CREWT_TIMEOUT(60))
 {
 	crowd c = {0};
 	cr_assert_eq(crewt_run(2, crowd_main, &c, NULL), 0);

@@ -66,9 +66,9 @@ static void spawn_join_million(unsigned workers)
 	             atomic_load(&bodies_run));
 }
 
-Test(spawn, million_1_worker, .timeout = 120) { spawn_join_million(1); }
-Test(spawn, million_2_workers, .timeout = 120) { spawn_join_million(2); }
-Test(spawn, million_8_workers, .timeout = 120) { spawn_join_million(8); }
+Test(spawn, million_1_worker, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(1); }
+Test(spawn, million_2_workers, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(2); }
+Test(spawn, million_8_workers, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(8); }
 
 /* ---- spawn from a plain pthread while crew_run is running ---- */
 

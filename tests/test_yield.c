@@ -49,7 +49,7 @@ static void *alternate_main(void *arg)
 	return NULL;
 }
 
-Test(yield, two_tasks_alternate_on_one_worker, .timeout = 30)
+Test(yield, two_tasks_alternate_on_one_worker, .timeout = CREWT_TIMEOUT(30))
 {
 	log_t *log = calloc(1, sizeof *log);
 	cr_assert_not_null(log);
@@ -130,9 +130,9 @@ static void relay_race(unsigned workers)
 	cr_log_info("workers=%u: %ld yields", workers, atomic_load(&r.yields));
 }
 
-Test(yield, progress_1_worker, .timeout = 60) { relay_race(1); }
-Test(yield, progress_2_workers, .timeout = 60) { relay_race(2); }
-Test(yield, progress_4_workers, .timeout = 60) { relay_race(4); }
+Test(yield, progress_1_worker, .timeout = CREWT_TIMEOUT(60)) { relay_race(1); }
+Test(yield, progress_2_workers, .timeout = CREWT_TIMEOUT(60)) { relay_race(2); }
+Test(yield, progress_4_workers, .timeout = CREWT_TIMEOUT(60)) { relay_race(4); }
 
 /* ---- a yield loop does not starve timers or wake-ups from other threads ---- */
 
@@ -195,7 +195,7 @@ static void *starve_main(void *arg)
 	return NULL;
 }
 
-Test(yield, yield_loop_lets_timers_fire, .timeout = 30)
+Test(yield, yield_loop_lets_timers_fire, .timeout = CREWT_TIMEOUT(30))
 {
 	starve s = {0};
 	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
@@ -203,7 +203,7 @@ Test(yield, yield_loop_lets_timers_fire, .timeout = 30)
 	cr_expect_eq(atomic_load(&s.flag), 1);
 }
 
-Test(yield, yield_loop_lets_thread_wakeups_in, .timeout = 30)
+Test(yield, yield_loop_lets_thread_wakeups_in, .timeout = CREWT_TIMEOUT(30))
 {
 	starve s = {.f = crew_future_new()};
 	cr_assert_not_null(s.f);
