@@ -56,7 +56,7 @@ static void overflow_handler(int sig, siginfo_t *info, void *uctx)
 			put(msg, &len, "crew: stack overflow in task '");
 			put(msg, &len, t->name ? t->name : "?");
 			put(msg, &len, "' (stack size ");
-			len += fmt_u64(msg + len, t->fiber->size);
+			len += fmt_u64(msg + len, crew__rt->stack_size);
 			put(msg, &len, " bytes; raise crew_config.stack_size)\n");
 			ssize_t rc = write(STDERR_FILENO, msg, len);
 			(void)rc;

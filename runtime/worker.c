@@ -18,6 +18,7 @@
  * migrates; task code (fibers) may resume on any worker.
  */
 #include "internal.h"
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,11 @@ static void worker_poll(crew__worker *w)
 
 static crew_task *worker_take_yielded(crew__worker *w)
 {
+	/* A lone task that keeps yielding with nothing else to run here is
+	 * usually waiting for another thread: let the OS run that thread
+	 * (it matters when workers outnumber cores). */
+	if (w->yield_head == w->yield_tail)
+		sched_yield();
 	/* Reverse the FIFO list and push it: the first to yield ends at the
 	 * bottom and runs first, and all of them become stealable. */
 	crew_task *prev = NULL, *t = w->yield_head;
