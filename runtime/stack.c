@@ -9,11 +9,10 @@
  * stacks, one mmap each (MAP_NORESERVE: only touched pages cost memory;
  * adjacent slabs merge into one VMA).
  *
- * A new slab is prepared with two system calls, not two per stack:
- * process_madvise(2) on our own pidfd installs every guard, then prefaults the
- * top page of every stack (MADV_POPULATE_WRITE), where the header and the
- * first frames live. Where process_madvise refuses, we fall back to one
- * madvise per stack (guards) and to ordinary page faults (prefault).
+ * A new slab gets all its guards in one system call, not one per stack:
+ * process_madvise(2) on our own pidfd. Where it refuses, we fall back to one
+ * madvise per stack. (Prefaulting each stack's top page in the same way,
+ * MADV_POPULATE_WRITE, measured no faster than taking the faults.)
  *
  * Guards: MADV_GUARD_INSTALL (Linux 6.13+) marks the guard pages without
  * splitting the VMA, so a million live fibers stay far below vm.max_map_count.
@@ -37,9 +36,6 @@
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; Debian 12's headers predate it */
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
 #define CREW_STACK_SLAB 64
@@ -100,7 +96,7 @@ static bool madvise_batch(struct iovec *iov, int n, int advice)
 	       (long)want;
 }
 
-static void slab_guard_and_prefault(char *base, size_t one, size_t guard, size_t ps)
+static void slab_guard(char *base, size_t one, size_t guard)
 {
 	struct iovec iov[CREW_STACK_SLAB];
 	if (crew__batch_guard && crew__guard_mode != GUARD_MPROTECT &&
@@ -115,13 +111,12 @@ static void slab_guard_and_prefault(char *base, size_t one, size_t guard, size_t
 	if (!crew__batch_guard || crew__guard_mode != GUARD_MADVISE)
 		for (int i = 0; i < CREW_STACK_SLAB; i++)
 			stack_guard(base + (size_t)i * one, guard);
-	for (int i = 0; i < CREW_STACK_SLAB; i++)
-		iov[i] = (struct iovec){ base + (size_t)(i + 1) * one - ps, ps };
-	madvise_batch(iov, CREW_STACK_SLAB, MADV_POPULATE_WRITE); /* best effort */
 }
 
-/* Carve a new slab into the cold list; under rt->stack_lock. */
-static int stack_slab_new(crew__runtime *rt)
+/* Map and prepare a new slab without holding any lock (mmap and two
+ * process_madvise calls take a while); its stacks go straight to worker w's
+ * hot list, and only the slab record is linked under rt->stack_lock. */
+static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 {
 	size_t ps = page_size(), guard = crew__stack_guard_size();
 	/* the header takes the top of the stack's last page */
@@ -139,9 +134,19 @@ static int stack_slab_new(crew__runtime *rt)
 	}
 	slab->base = base;
 	slab->len = len;
+	pthread_mutex_lock(&rt->stack_lock); /* guard mode and pidfd live under it */
 	slab->next = rt->stack_slabs;
 	rt->stack_slabs = slab;
-	slab_guard_and_prefault(base, one, guard, ps);
+	int mode = crew__guard_mode;
+	pthread_mutex_unlock(&rt->stack_lock);
+	if (mode == GUARD_UNKNOWN || mode == GUARD_MPROTECT || !crew__batch_guard) {
+		/* first slab, or a fallback path: decide under the lock */
+		pthread_mutex_lock(&rt->stack_lock);
+		slab_guard(base, one, guard);
+		pthread_mutex_unlock(&rt->stack_lock);
+	} else {
+		slab_guard(base, one, guard);
+	}
 	for (int i = CREW_STACK_SLAB - 1; i >= 0; i--) {
 		char *g = base + (size_t)i * one;
 		crew__stack *s = (crew__stack *)(g + one) - 1;
@@ -149,8 +154,9 @@ static int stack_slab_new(crew__runtime *rt)
 		s->fiber.lo = g + guard;
 		s->fiber.size = (size_t)((char *)s - (g + guard)) & ~(size_t)63;
 		s->fiber.tsan = NULL;
-		s->next = rt->stack_cold;
-		rt->stack_cold = s;
+		s->next = w->stack_free;
+		w->stack_free = s;
+		w->stack_free_count++;
 	}
 	return 0;
 }
@@ -164,15 +170,18 @@ crew__stack *crew__stack_get(crew__worker *w)
 		return s;
 	}
 	crew__runtime *rt = crew__rt;
-	pthread_mutex_lock(&rt->stack_lock);
-	if (!rt->stack_cold && stack_slab_new(rt) != 0) {
+	if (crew__load_ptr(&rt->stack_cold)) { /* racy hint; checked under the lock */
+		pthread_mutex_lock(&rt->stack_lock);
+		s = rt->stack_cold;
+		if (s)
+			crew__store_ptr(&rt->stack_cold, s->next);
 		pthread_mutex_unlock(&rt->stack_lock);
-		return NULL;
+		if (s)
+			return s;
 	}
-	s = rt->stack_cold;
-	rt->stack_cold = s->next;
-	pthread_mutex_unlock(&rt->stack_lock);
-	return s;
+	if (stack_slab_new(rt, w) != 0)
+		return NULL;
+	return crew__stack_get(w);
 }
 
 void crew__stack_put(crew__worker *w, crew__stack *s)
@@ -206,7 +215,7 @@ void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping)
 	crew__runtime *rt = crew__rt;
 	pthread_mutex_lock(&rt->stack_lock);
 	tail->next = rt->stack_cold;
-	rt->stack_cold = head;
+	crew__store_ptr(&rt->stack_cold, head);
 	pthread_mutex_unlock(&rt->stack_lock);
 }
 
