@@ -77,6 +77,13 @@ static inline struct crew_task *crew__deque_pop(crew__deque *d)
 	return t;
 }
 
+/* Owner only: true when empty, without the pop's barrier (a thief may empty
+ * it meanwhile, never fill it). */
+static inline bool crew__deque_empty(crew__deque *d)
+{
+	return crew__load_64(&d->bottom) <= crew__load_acquire_64(&d->top);
+}
+
 /* Owner only: the task the next pop would return, without taking it. */
 static inline struct crew_task *crew__deque_peek(crew__deque *d)
 {

@@ -75,7 +75,7 @@ struct crew__worker {
 	uint64_t rng;
 	bool searching;
 	bool saw_shutdown;
-	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO */
+	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
 	crew__timer_heap timers;
 	crew__timer *expired;    /* scratch for timers that came due */
 	size_t expired_cap;
@@ -150,6 +150,7 @@ void crew__fiber_entry(void *arg);
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
+void crew__worker_yield(crew__worker *w, crew_task *t);
 void crew__schedule(crew_task *t);
 
 /* run.c */

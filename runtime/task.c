@@ -405,7 +405,6 @@ int crew_yield(void)
 		return -EPERM;
 	if (crew__task_cancelled(t))
 		return -ECANCELED;
-	w->switch_reason = CREW_SWITCH_YIELD;
-	crew__fiber_switch(t->fiber, &w->sched, false);
+	crew__worker_yield(w, t);
 	return crew__task_cancelled(t) ? -ECANCELED : 0;
 }

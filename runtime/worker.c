@@ -118,6 +118,28 @@ static void worker_poll(crew__worker *w)
 
 /* ---- picking the next task ---- */
 
+/* A yielded task stays RUNNING while it sits on its worker's private yield
+ * list (a wake just marks it NOTIFIED, nobody else can run it). Before it
+ * becomes visible to other workers it turns SCHEDULED, like any queued task;
+ * a pending NOTIFIED is dropped since it is about to run anyway. */
+static void worker_task_queued(crew_task *t)
+{
+	uint32_t s = crew__load_32(&t->state), n;
+	do
+		n = (s & ~(CREW_T_RUNNING | CREW_T_NOTIFIED)) | CREW_T_SCHEDULED;
+	while (!crew__cas_32(&t->state, &s, n));
+}
+
+static void worker_yield_list_append(crew__worker *w, crew_task *t)
+{
+	t->next = NULL;
+	if (w->yield_tail)
+		w->yield_tail->next = t;
+	else
+		w->yield_head = t;
+	w->yield_tail = t;
+}
+
 static crew_task *worker_take_yielded(crew__worker *w)
 {
 	/* A lone task that keeps yielding with nothing else to run here is
@@ -137,6 +159,7 @@ static crew_task *worker_take_yielded(crew__worker *w)
 	w->yield_head = w->yield_tail = NULL;
 	for (t = prev; t;) {
 		crew_task *next = t->next;
+		worker_task_queued(t);
 		crew__worker_enqueue(w, t);
 		t = next;
 	}
@@ -227,16 +250,7 @@ static void worker_after_switch(crew__worker *w, crew_task *t)
 		w->dead_stack = NULL;
 		return;
 	case CREW_SWITCH_YIELD:
-		s = crew__load_32(&t->state);
-		do
-			n = (s & ~(CREW_T_RUNNING | CREW_T_NOTIFIED)) | CREW_T_SCHEDULED;
-		while (!crew__cas_32(&t->state, &s, n));
-		t->next = NULL;
-		if (w->yield_tail)
-			w->yield_tail->next = t;
-		else
-			w->yield_head = t;
-		w->yield_tail = t;
+		worker_yield_list_append(w, t); /* stays RUNNING, see above */
 		return;
 	case CREW_SWITCH_SUSPEND:
 		/* Only now, with the fiber fully switched out, may another worker
@@ -257,10 +271,11 @@ static void worker_after_switch(crew__worker *w, crew_task *t)
 	}
 }
 
-static void worker_run(crew__worker *w, crew_task *t)
+/* A popped (SCHEDULED) task becomes RUNNING; the first time, it gets a stack. */
+static void worker_prepare(crew__worker *w, crew_task *t)
 {
 	crew__faa_32(&t->state, CREW_T_RUNNING - CREW_T_SCHEDULED); /* one bit moves */
-	if (!t->fiber) { /* first run: give it a stack */
+	if (!t->fiber) {
 		crew__stack *s = crew__stack_get(w);
 		if (CREW_UNLIKELY(!s)) {
 			crew__error("out of memory for fiber stacks (task '%s'); aborting", t->name);
@@ -270,6 +285,43 @@ static void worker_run(crew__worker *w, crew_task *t)
 		t->fiber = &s->fiber;
 		crew__fiber_init(t->fiber, crew__fiber_entry, t);
 	}
+}
+
+/*
+ * crew_yield: switch straight to the next local task, without a trip
+ * through the scheduler: the next task is the deque's bottom, else the head
+ * of the yield list; the yielding task goes to the tail of the yield list.
+ * Every CREW_FAIR_TICK-th yield, or when nothing else is runnable here, it
+ * goes through the scheduler instead, which polls timers, the inject queue
+ * and the reactor and makes yielded tasks stealable.
+ */
+void crew__worker_yield(crew__worker *w, crew_task *t)
+{
+	crew_task *n = NULL;
+	if (CREW_LIKELY(++w->tick % CREW_FAIR_TICK != 0)) {
+		if (!crew__deque_empty(&w->deque) && (n = crew__deque_pop(&w->deque))) {
+			worker_prepare(w, n);
+		} else if ((n = w->yield_head)) { /* already RUNNING: no atomics */
+			w->yield_head = n->next;
+			if (!w->yield_head)
+				w->yield_tail = NULL;
+		}
+	}
+	if (!n) {
+		w->switch_reason = CREW_SWITCH_YIELD;
+		crew__fiber_switch(t->fiber, &w->sched, false);
+		return;
+	}
+	/* t's fiber is switched out before anyone can pick it from the private
+	 * yield list: only this worker's code does, after this switch. */
+	worker_yield_list_append(w, t);
+	w->current = n;
+	crew__fiber_switch(t->fiber, n->fiber, false);
+}
+
+static void worker_run(crew__worker *w, crew_task *t)
+{
+	worker_prepare(w, t);
 	w->current = t;
 	crew__fiber_switch(&w->sched, t->fiber, false);
 	/* back on the scheduler: the task that switched is w->current (t, or a
