@@ -42,11 +42,11 @@ demo: all
 	progs=$$(find $(BUILD)/examples -maxdepth 1 -type f -perm -u+x -name 'asyncio_*' 2>/dev/null | sort -V); \
 	[ -n "$$progs" ] || { echo "make demo: no asyncio examples in $(BUILD)/examples" >&2; exit 1; }; \
 	for p in $$progs; do printf '\n=== %s (CREW_WORKERS=%s) ===\n' "$${p##*/}" "$$CREW_WORKERS"; "$$p"; done
-	@if [ -f tools/scaling.sh ]; then printf '\n=== scaling (tools/scaling.sh) ===\n'; bash tools/scaling.sh; fi
+	@if [ -f tools/scaling.sh ]; then printf '\n=== scaling (tools/scaling.sh) ===\n'; CREW_BUILD_DIR=$(BUILD) bash tools/scaling.sh; fi
 
 bench: all
 	tools/build-peers.sh
-	tools/bench-compare.sh
+	CREW_BUILD_DIR=$(BUILD) tools/bench-compare.sh
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
