@@ -7,6 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The test harness: Criterion, or its stand-in where Criterion cannot run
+ * (ThreadSanitizer builds, see minicrit.h). */
+#ifdef CREWT_MINICRIT
+#include "minicrit.h"
+#else
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#endif
+
 #if defined(CREW_ASAN) || defined(CREW_TSAN)
 #define CREWT_SANITIZER 1
 #else

@@ -15,7 +15,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>

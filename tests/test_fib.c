@@ -5,7 +5,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <stdint.h>
 
 #define FIB_N CREWT_SIZE(25, 18)

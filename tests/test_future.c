@@ -4,7 +4,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>

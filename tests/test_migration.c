@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -5,7 +5,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

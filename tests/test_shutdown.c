@@ -7,7 +7,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -3,7 +3,6 @@
  */
 #include "helpers.h"
 
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
