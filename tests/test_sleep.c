@@ -115,6 +115,57 @@ Test(sleep, past_deadline_returns_at_once, .timeout = CREWT_TIMEOUT(30))
 	}
 }
 
+/* ---- timers due together wake in deadline order ---- */
+
+#define ORDERED 64
+
+typedef struct ordered {
+	uint64_t base;
+	atomic_int next;
+	int order[ORDERED]; /* order[k]: the k-th task to wake */
+} ordered;
+
+typedef struct ordered_arg {
+	ordered *o;
+	int i;
+} ordered_arg;
+
+static void *sleep_to_slot(void *p)
+{
+	ordered_arg *a = p;
+	/* Deadlines 1 us apart, all in the past by the time the worker looks. */
+	if (crew_sleep_until(a->o->base + (uint64_t)a->i * 1000) != 0)
+		return NULL;
+	a->o->order[atomic_fetch_add(&a->o->next, 1)] = a->i;
+	return NULL;
+}
+
+static void *ordered_main(void *p)
+{
+	ordered *o = p;
+	ordered_arg args[ORDERED];
+	crew_task *t[ORDERED];
+	o->base = crew_now() + 20 * CREWT_MS;
+	/* Spawned latest deadline first: the order must come from the deadlines. */
+	for (int k = 0; k < ORDERED; k++) {
+		args[k] = (ordered_arg){o, ORDERED - 1 - k};
+		t[k] = crew_spawn(sleep_to_slot, &args[k]);
+	}
+	for (int k = 0; k < ORDERED; k++)
+		if (t[k])
+			crew_join(t[k], NULL);
+	return NULL;
+}
+
+Test(sleep, timers_due_together_run_in_deadline_order, .timeout = CREWT_TIMEOUT(30))
+{
+	ordered o = {0};
+	cr_assert_eq(crewt_run(1, ordered_main, &o, NULL), 0);
+	cr_assert_eq(atomic_load(&o.next), ORDERED);
+	for (int k = 0; k < ORDERED; k++)
+		cr_expect_eq(o.order[k], k, "the %d-th task to wake had deadline #%d", k, o.order[k]);
+}
+
 /* ---- many sleepers ---- */
 
 #define SLEEPERS CREWT_SIZE(100000, 10000)

@@ -147,6 +147,105 @@ static void spawn_from_thread(unsigned workers)
 Test(spawn, from_plain_thread_1_worker) { spawn_from_thread(1); }
 Test(spawn, from_plain_thread_3_workers) { spawn_from_thread(3); }
 
+/* ---- detach from a plain thread; join from a task other than the spawner ---- */
+
+#define DETACHED 100
+
+typedef struct detached {
+	atomic_int ran;
+	crew_future *all_ran;
+	int spawn_errors;
+} detached;
+
+static void *count_and_signal(void *p)
+{
+	detached *d = p;
+	if (atomic_fetch_add(&d->ran, 1) + 1 == DETACHED)
+		crew_future_set(d->all_ran, NULL);
+	return NULL;
+}
+
+static void *detaching_thread(void *p)
+{
+	detached *d = p;
+	for (int i = 0; i < DETACHED; i++) {
+		crew_task *t = crew_spawn(count_and_signal, d);
+		if (!t)
+			d->spawn_errors++;
+		crew_detach(t);
+	}
+	return NULL;
+}
+
+static void *detach_main(void *p)
+{
+	detached *d = p;
+	pthread_t th;
+	if (pthread_create(&th, NULL, detaching_thread, d) != 0)
+		return (void *)1;
+	/* Bounded: a lost task shows as a timeout, not a hang. */
+	int rc = crew_future_await_until(d->all_ran, crew_now() + 10 * CREWT_SEC, NULL);
+	pthread_join(th, NULL);
+	return rc == 0 ? NULL : (void *)2;
+}
+
+Test(spawn, detach_from_plain_thread, .timeout = CREWT_TIMEOUT(30))
+{
+	detached d = {.all_ran = crew_future_new()};
+	cr_assert_not_null(d.all_ran);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(2, detach_main, &d, &res), 0);
+	cr_expect_null(res, "failed at step %p", res);
+	cr_expect_eq(d.spawn_errors, 0);
+	cr_expect_eq(atomic_load(&d.ran), DETACHED);
+	crew_future_release(d.all_ran);
+}
+
+typedef struct relay_join {
+	crew_task *target;
+	int rc;
+	void *result;
+} relay_join;
+
+static void *slow_square(void *arg)
+{
+	if (crew_sleep(2 * CREWT_MS) != 0)
+		return NULL;
+	return square(arg);
+}
+
+static void *join_other(void *p)
+{
+	relay_join *r = p;
+	r->rc = crew_join(r->target, &r->result);
+	return NULL;
+}
+
+static void *join_elsewhere_main(void *p)
+{
+	relay_join *r = p;
+	/* The handle goes to another task, which joins it. */
+	r[0].target = crew_spawn(slow_square, (void *)(uintptr_t)7);
+	r[1].target = crew_spawn(square, (void *)(uintptr_t)9);
+	crew_task *j0 = crew_spawn(join_other, &r[0]);
+	crew_task *j1 = crew_spawn(join_other, &r[1]);
+	crew_join(j1, NULL);
+	crew_join(j0, NULL);
+	return NULL;
+}
+
+Test(spawn, join_from_another_task, .timeout = CREWT_TIMEOUT(30))
+{
+	for (unsigned w = 1; w <= 3; w += 2) {
+		relay_join r[2] = {{NULL, -1, NULL}, {NULL, -1, NULL}};
+		cr_assert_eq(crewt_run(w, join_elsewhere_main, r, NULL), 0);
+		cr_expect_eq(r[0].rc, 0);
+		cr_expect_eq((uintptr_t)r[0].result, 49u);
+		cr_expect_eq(r[1].rc, 0);
+		cr_expect_eq((uintptr_t)r[1].result, 81u);
+	}
+}
+
 /* ---- identity: crew_self, crew_task_name, crew_workers, crew_worker_id ---- */
 
 typedef struct ident {
