@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define SAMPLES 7
@@ -121,7 +122,7 @@ Test(sleep, past_deadline_returns_at_once, .timeout = CREWT_TIMEOUT(30))
 
 typedef struct ordered {
 	uint64_t base;
-	atomic_int next;
+	atomic_int started, next;
 	int order[ORDERED]; /* order[k]: the k-th task to wake */
 } ordered;
 
@@ -133,7 +134,8 @@ typedef struct ordered_arg {
 static void *sleep_to_slot(void *p)
 {
 	ordered_arg *a = p;
-	/* Deadlines 1 us apart, all in the past by the time the worker looks. */
+	/* Deadlines 1 us apart; the worker sees them when all have passed. */
+	atomic_fetch_add(&a->o->started, 1);
 	if (crew_sleep_until(a->o->base + (uint64_t)a->i * 1000) != 0)
 		return NULL;
 	a->o->order[atomic_fetch_add(&a->o->next, 1)] = a->i;
@@ -145,12 +147,20 @@ static void *ordered_main(void *p)
 	ordered *o = p;
 	ordered_arg args[ORDERED];
 	crew_task *t[ORDERED];
-	o->base = crew_now() + 20 * CREWT_MS;
+	o->base = crew_now() + 10 * CREWT_MS;
 	/* Spawned latest deadline first: the order must come from the deadlines. */
 	for (int k = 0; k < ORDERED; k++) {
 		args[k] = (ordered_arg){o, ORDERED - 1 - k};
 		t[k] = crew_spawn(sleep_to_slot, &args[k]);
 	}
+	/* Let them all start sleeping (one worker: a task that counted itself
+	 * has reached its sleep), then hold the worker (no suspension) until
+	 * every deadline has passed: they all come due together. */
+	while (atomic_load(&o->started) < ORDERED)
+		if (crew_yield() != 0)
+			return (void *)1;
+	while (crew_now() < o->base + ORDERED * 1000 + CREWT_MS)
+		;
 	for (int k = 0; k < ORDERED; k++)
 		if (t[k])
 			crew_join(t[k], NULL);
@@ -160,10 +170,90 @@ static void *ordered_main(void *p)
 Test(sleep, timers_due_together_run_in_deadline_order, .timeout = CREWT_TIMEOUT(30))
 {
 	ordered o = {0};
-	cr_assert_eq(crewt_run(1, ordered_main, &o, NULL), 0);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(1, ordered_main, &o, &res), 0);
+	cr_assert_null(res);
 	cr_assert_eq(atomic_load(&o.next), ORDERED);
-	for (int k = 0; k < ORDERED; k++)
-		cr_expect_eq(o.order[k], k, "the %d-th task to wake had deadline #%d", k, o.order[k]);
+	char seq[ORDERED * 4 + 1];
+	int bad = -1, len = 0;
+	for (int k = 0; k < ORDERED; k++) {
+		if (o.order[k] != k && bad < 0)
+			bad = k;
+		len += snprintf(seq + len, sizeof seq - (size_t)len, " %d", o.order[k]);
+	}
+	cr_expect_eq(bad, -1, "wake-up #%d had deadline #%d; the order:%s", bad,
+	             bad < 0 ? 0 : o.order[bad], seq);
+}
+
+/* The blog's last program in small: two timers come due together (main's
+ * 5 s sleep and the child's fifth 1 s sleep); the earlier deadline must run
+ * first. Tried at every phase of the scheduler's periodic fairness pick. */
+
+#define PHASES 130
+
+typedef struct pair {
+	uint64_t base;
+	atomic_int started, next;
+	int order[2];
+} pair;
+
+typedef struct pair_arg {
+	pair *p;
+	int i;
+} pair_arg;
+
+static void *pair_sleeper(void *p)
+{
+	pair_arg *a = p;
+	atomic_fetch_add(&a->p->started, 1);
+	if (crew_sleep_until(a->p->base + (uint64_t)a->i * 1000) != 0)
+		return NULL;
+	a->p->order[atomic_fetch_add(&a->p->next, 1)] = a->i;
+	return NULL;
+}
+
+typedef struct pair_run {
+	int phase;
+	bool later_first;
+} pair_run;
+
+static void *pair_main(void *arg)
+{
+	pair_run *r = arg;
+	pair p = {.base = crew_now() + 2 * CREWT_MS};
+	pair_arg a1 = {&p, 1}, a0 = {&p, 0};
+	crew_task *t1 = crew_spawn(pair_sleeper, &a1); /* later deadline first */
+	crew_task *t0 = crew_spawn(pair_sleeper, &a0);
+	if (!t0 || !t1)
+		return (void *)1;
+	while (atomic_load(&p.started) < 2)
+		if (crew_yield() != 0)
+			return (void *)2;
+	for (int k = 0; k < r->phase; k++) /* shift the scheduler's phase */
+		if (crew_yield() != 0)
+			return (void *)3;
+	while (crew_now() < p.base + CREWT_MS)
+		;
+	crew_join(t0, NULL);
+	crew_join(t1, NULL);
+	if (p.next != 2)
+		return (void *)4;
+	r->later_first = p.order[0] != 0;
+	return NULL;
+}
+
+Test(sleep, two_timers_due_together_any_phase, .timeout = CREWT_TIMEOUT(60))
+{
+	/* A fresh runtime each time: the phase depends on this loop only. */
+	for (int phase = 0; phase < PHASES; phase++) {
+		pair_run r = {.phase = phase};
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(1, pair_main, &r, &res), 0);
+		cr_assert_null(res, "phase %d: failed at step %p", phase, res);
+		cr_assert(!r.later_first,
+		          "after %d extra yields, the later of two timers due together ran first",
+		          phase);
+	}
 }
 
 /* ---- many sleepers ---- */
