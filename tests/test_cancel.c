@@ -461,3 +461,66 @@ Test(cancel, task_awaiting_future, .timeout = CREWT_TIMEOUT(30))
 		crew_future_release(fc.never);
 	}
 }
+
+/* ---- a task cancelled while it waits in crew_join keeps waiting ---- */
+
+typedef struct join_wait {
+	crew_future *joining;
+	int child_sleep_rc, join_rc;
+	void *result;
+	uint64_t child_done_at, join_returned_at;
+} join_wait;
+
+static void *slow_child(void *p)
+{
+	join_wait *jw = p;
+	jw->child_sleep_rc = crew_sleep(50 * CREWT_MS);
+	jw->child_done_at = crew_now();
+	return MARK;
+}
+
+static void *patient_parent(void *p)
+{
+	join_wait *jw = p;
+	crew_task *c = crew_spawn(slow_child, jw);
+	if (!c)
+		return NULL;
+	crew_future_set(jw->joining, NULL);
+	jw->join_rc = crew_join(c, &jw->result); /* cancelled meanwhile: still waits */
+	jw->join_returned_at = crew_now();
+	return NULL;
+}
+
+static void *join_wait_main(void *arg)
+{
+	join_wait *jw = arg;
+	crew_task *p = crew_spawn(patient_parent, jw);
+	if (!p)
+		return (void *)1;
+	if (crew_future_await(jw->joining, NULL) != 0)
+		return (void *)2;
+	if (crew_sleep(10 * CREWT_MS) != 0) /* most likely waiting in the join by now */
+		return (void *)3;
+	crew_cancel(p);
+	crew_join(p, NULL);
+	return NULL;
+}
+
+Test(cancel, join_keeps_waiting_when_cancelled, .timeout = CREWT_TIMEOUT(30))
+{
+	for (unsigned w = 1; w <= 2; w++) {
+		join_wait jw = {.joining = crew_future_new(), .join_rc = 1};
+		cr_assert_not_null(jw.joining);
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(w, join_wait_main, &jw, &res), 0);
+		cr_assert_null(res, "failed at step %p", res);
+		cr_expect_eq(jw.child_sleep_rc, 0, "workers=%u: the child (not cancelled) slept %d", w,
+		             jw.child_sleep_rc);
+		cr_expect_eq(jw.join_rc, 0, "workers=%u: join in a cancelled task returned %d", w,
+		             jw.join_rc);
+		cr_expect_eq(jw.result, MARK);
+		cr_expect_geq(jw.join_returned_at, jw.child_done_at,
+		              "workers=%u: the join returned before the child finished", w);
+		crew_future_release(jw.joining);
+	}
+}
