@@ -93,6 +93,15 @@ static inline struct crew_task *crew__deque_peek(crew__deque *d)
 	return crew__load_ptr(&d->slots[b & (CREW_DEQUE_CAP - 1)]);
 }
 
+/* Owner only: the oldest task (the next steal's), without taking it. */
+static inline struct crew_task *crew__deque_peek_top(crew__deque *d)
+{
+	int64_t top = crew__load_acquire_64(&d->top);
+	if (top >= crew__load_64(&d->bottom))
+		return NULL;
+	return crew__load_ptr(&d->slots[top & (CREW_DEQUE_CAP - 1)]);
+}
+
 #define CREW_STEAL_EMPTY ((struct crew_task *)0)
 #define CREW_STEAL_RETRY ((struct crew_task *)1)
 

@@ -5,12 +5,14 @@
  *   state: EMPTY -> SET, once (under the lock, published with release so a
  *   lock-free reader of SET also sees `value`).
  *   Task waiters: a node on the waiting task's stack, in a doubly-linked list
- *   under the future's lock. crew_future_set detaches the whole list and wakes
- *   every node's task while still holding the lock; a woken waiter takes the
- *   lock once before returning, so its node (on its stack) outlives the wake.
- *   A waiter that leaves early (cancelled, timed out) unlinks its own node.
- *   The same node sits on the runtime's list of future waiters, so that
- *   shutdown can wake (cancel) every task blocked on a future nobody sets.
+ *   under the future's lock. crew_future_set, holding the lock, detaches the
+ *   list and for each node reads its task, then stores `fired` (release), and
+ *   never touches the node again: the waiter may return as soon as it sees
+ *   `fired` (acquire), without the lock, and its stack frame may go. The wake
+ *   comes after: it may land on a task that already went on (a spurious wake,
+ *   harmless, see task.c). A waiter that leaves early (cancelled, timed out)
+ *   takes the lock and unlinks its own node, unless it fired meanwhile.
+ *   Shutdown finds tasks blocked on futures by walking all tasks (run.c).
  *   Thread waiters: plain threads block on the state word with a futex;
  *   `thread_waiters` tells set() whether a FUTEX_WAKE is needed (Dekker pair:
  *   set stores state then fences then reads the count; a thread increments
@@ -27,11 +29,12 @@
 
 enum { FUTURE_EMPTY = 0, FUTURE_SET = 1 };
 
+typedef struct crew__future_waiter crew__future_waiter;
+
 struct crew__future_waiter {
-	crew__future_waiter *prev, *next;       /* on the future */
-	crew__future_waiter *rt_prev, *rt_next; /* on the runtime (shutdown) */
+	crew__future_waiter *prev, *next; /* on the future, under its lock */
 	crew_task *task;
-	bool fired;                             /* under the future's lock */
+	uint32_t fired;                   /* atomic: set() is done with the node */
 };
 
 struct crew_future {
@@ -66,39 +69,6 @@ bool crew_future_done(crew_future *f)
 	return f && crew__load_acquire_32(&f->state) == FUTURE_SET;
 }
 
-static void rt_waiter_link(crew__runtime *rt, crew__future_waiter *n)
-{
-	pthread_mutex_lock(&rt->fwait_lock);
-	n->rt_prev = NULL;
-	n->rt_next = rt->fwaiters;
-	if (rt->fwaiters)
-		rt->fwaiters->rt_prev = n;
-	rt->fwaiters = n;
-	pthread_mutex_unlock(&rt->fwait_lock);
-}
-
-static void rt_waiter_unlink(crew__runtime *rt, crew__future_waiter *n)
-{
-	pthread_mutex_lock(&rt->fwait_lock);
-	if (n->rt_prev)
-		n->rt_prev->rt_next = n->rt_next;
-	else
-		rt->fwaiters = n->rt_next;
-	if (n->rt_next)
-		n->rt_next->rt_prev = n->rt_prev;
-	pthread_mutex_unlock(&rt->fwait_lock);
-}
-
-/* Shutdown: wake every task blocked on a future; each sees the shutdown
- * flag and returns -ECANCELED. The lock keeps the nodes alive meanwhile. */
-void crew__future_wake_all_for_shutdown(crew__runtime *rt)
-{
-	pthread_mutex_lock(&rt->fwait_lock);
-	for (crew__future_waiter *n = rt->fwaiters; n; n = n->rt_next)
-		crew__task_wake(n->task);
-	pthread_mutex_unlock(&rt->fwait_lock);
-}
-
 int crew_future_set(crew_future *f, void *value)
 {
 	if (!f)
@@ -115,8 +85,11 @@ int crew_future_set(crew_future *f, void *value)
 	f->waiters = NULL;
 	while (n) {
 		crew__future_waiter *next = n->next;
-		n->fired = true;
-		crew__task_wake(n->task);
+		crew_task *t = n->task;
+		/* release: our reads of the node happen before the waiter, seeing
+		 * fired, lets its stack frame go */
+		crew__store_release_32(&n->fired, 1);
+		crew__task_wake(t);
 		n = next;
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -130,7 +103,6 @@ int crew_future_set(crew_future *f, void *value)
 
 static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 {
-	crew__runtime *rt = crew__rt;
 	if (crew__task_cancelled(self))
 		return -ECANCELED;
 	crew__future_waiter node = { .task = self };
@@ -144,7 +116,6 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 		f->waiters->prev = &node;
 	f->waiters = &node;
 	pthread_mutex_unlock(&f->lock);
-	rt_waiter_link(rt, &node);
 
 	uint32_t seq = 0;
 	if (deadline != UINT64_MAX) {
@@ -155,8 +126,10 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 	}
 	int rc;
 	for (;;) {
-		/* rt_waiter_link happened before this check: a shutdown that
-		 * began later wakes us through the runtime list */
+		if (crew__load_acquire_32(&node.fired)) {
+			rc = 0;
+			break;
+		}
 		if (crew__task_cancelled(self)) {
 			rc = -ECANCELED;
 			break;
@@ -165,28 +138,22 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 			rc = -ETIMEDOUT;
 			break;
 		}
-		pthread_mutex_lock(&f->lock);
-		bool fired = node.fired;
-		pthread_mutex_unlock(&f->lock);
-		if (fired) {
-			rc = 0;
-			break;
-		}
 		crew__task_suspend(self);
 	}
-	pthread_mutex_lock(&f->lock);
-	if (node.fired) {
-		rc = 0; /* set won the race against cancel/timeout: take the value */
-	} else {
-		if (node.prev)
-			node.prev->next = node.next;
-		else
-			f->waiters = node.next;
-		if (node.next)
-			node.next->prev = node.prev;
+	if (rc != 0) { /* leaving early: unlink, unless set() got there first */
+		pthread_mutex_lock(&f->lock);
+		if (crew__load_32(&node.fired)) {
+			rc = 0; /* set won the race: take the value */
+		} else {
+			if (node.prev)
+				node.prev->next = node.next;
+			else
+				f->waiters = node.next;
+			if (node.next)
+				node.next->prev = node.prev;
+		}
+		pthread_mutex_unlock(&f->lock);
 	}
-	pthread_mutex_unlock(&f->lock);
-	rt_waiter_unlink(rt, &node);
 	if (deadline != UINT64_MAX)
 		crew__faa_32(&self->wait_seq, 1); /* turn our timer entry stale */
 	return rc;

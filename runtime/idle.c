@@ -93,7 +93,7 @@ static void idle_unpark_self(crew__runtime *rt, crew__worker *w)
 
 static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 {
-	if (!crew__inject_empty(rt) || crew__load_32(&rt->stop))
+	if (w->lifo || w->yield_head || !crew__inject_empty(rt) || crew__load_32(&rt->stop))
 		return true;
 	if (!w->saw_shutdown && crew__load_32(&rt->shutdown))
 		return true; /* flush our timers first */

@@ -69,9 +69,12 @@ struct crew__worker {
 	pthread_t thread;
 	crew__fiber sched;       /* the worker thread's own stack */
 	crew_task *current;      /* task running now (NULL in the scheduler) */
+	crew_task *lifo;         /* the task woken last by this worker: runs next */
+	unsigned lifo_runs;      /* consecutive picks from `lifo` */
 	int switch_reason;       /* why the running fiber switched back */
 	crew__stack *dead_stack; /* stack of a fiber that exited: release it */
 	uint64_t tick;
+	crew_task *fair_oldest;   /* deque top seen at the last fairness tick */
 	uint64_t rng;
 	bool searching;
 	bool saw_shutdown;
@@ -90,8 +93,6 @@ struct crew__worker {
 };
 
 /* ---- runtime ---- */
-typedef struct crew__future_waiter crew__future_waiter;
-
 typedef struct crew__runtime {
 	crew__worker *workers;
 	unsigned nworkers;
@@ -113,10 +114,6 @@ typedef struct crew__runtime {
 	unsigned *parked_ids;
 	uint32_t nparked;        /* atomic */
 	uint32_t nsearching;     /* atomic */
-
-	/* tasks suspended on futures, to wake at shutdown (future.c) */
-	pthread_mutex_t fwait_lock;
-	crew__future_waiter *fwaiters;
 
 	/* task memory for non-worker threads (task.c) */
 	pthread_mutex_t ext_lock;
@@ -145,13 +142,14 @@ void crew__task_suspend(crew_task *t);
 void crew__task_run_body(crew__worker *w, crew_task *t);
 bool crew__task_cancelled(crew_task *t);
 void crew__task_free_all(crew__runtime *rt);
+void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
 void crew__worker_yield(crew__worker *w, crew_task *t);
-void crew__schedule(crew_task *t);
+void crew__schedule(crew_task *t, bool woken);
 
 /* run.c */
 void crew__runtime_begin_shutdown(crew__runtime *rt);
@@ -191,8 +189,6 @@ void crew__overflow_uninstall(void);
 int crew__overflow_thread_init(crew__worker *w);
 void crew__overflow_thread_fini(crew__worker *w);
 
-/* future.c */
-void crew__future_wake_all_for_shutdown(crew__runtime *rt);
 
 /* errors */
 void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold));

@@ -5,11 +5,12 @@
  *  1. main's body returns; its finisher calls crew__runtime_begin_shutdown.
  *  2. rt->shutdown is set: from now on every suspending call returns
  *     -ECANCELED at once, and tasks that finish count as cancelled.
- *  3. Tasks already suspended are woken: those blocked on futures through
- *     the runtime's waiter list (here), sleeping ones by the worker whose heap
- *     holds their timer (each worker flushes its heap when it first sees the
- *     flag; every worker is unparked for that). Joins keep waiting for their
- *     children, which are cancelled too. Not-started tasks still start.
+ *  3. Tasks already suspended are woken: every task that is neither queued,
+ *     running nor done gets a wake (task.c walks the task slabs), and sees the
+ *     flag; sleeping ones are also woken by the worker whose heap holds their
+ *     timer (each worker flushes its heap when it first sees the flag; every
+ *     worker is unparked for that). Joins keep waiting for their children,
+ *     which are cancelled too. Not-started tasks still start.
  *  4. A worker that runs out of work checks whether every task ever spawned
  *     has finished (worker.c); the first to see it sets rt->stop and wakes
  *     all workers, which leave their loops.
@@ -41,7 +42,7 @@ unsigned crew_workers(void)
 void crew__runtime_begin_shutdown(crew__runtime *rt)
 {
 	crew__store_release_32(&rt->shutdown, 1);
-	crew__future_wake_all_for_shutdown(rt);
+	crew__task_wake_all(rt);
 	crew__idle_notify_all(rt);
 }
 
@@ -106,7 +107,6 @@ static void run_free(crew__runtime *rt, unsigned ready)
 	free(rt->workers);
 	pthread_mutex_destroy(&rt->inject_lock);
 	pthread_mutex_destroy(&rt->idle_lock);
-	pthread_mutex_destroy(&rt->fwait_lock);
 	pthread_mutex_destroy(&rt->ext_lock);
 	pthread_mutex_destroy(&rt->stack_lock);
 	free(rt);
@@ -141,7 +141,6 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	}
 	pthread_mutex_init(&rt->inject_lock, NULL);
 	pthread_mutex_init(&rt->idle_lock, NULL);
-	pthread_mutex_init(&rt->fwait_lock, NULL);
 	pthread_mutex_init(&rt->ext_lock, NULL);
 	pthread_mutex_init(&rt->stack_lock, NULL);
 	unsigned ready = 0;

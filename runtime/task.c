@@ -37,9 +37,12 @@
 
 #define CREW_TASK_SLAB 256
 
+/* Slabs: the owner prepends new slabs and bumps `used`; the shutdown walk
+ * (crew__task_wake_all) reads both from another thread, so both are
+ * published with release after the slots they cover are initialised. */
 struct crew__task_slab {
 	crew__task_slab *next;
-	unsigned used;
+	uint32_t used;
 	crew_task tasks[CREW_TASK_SLAB];
 };
 
@@ -102,11 +105,39 @@ static crew_task *slab_carve(crew__task_slab **slabs)
 			return NULL;
 		s->used = 0;
 		s->next = *slabs;
-		*slabs = s;
+		crew__store_release_ptr(slabs, s);
 	}
-	crew_task *t = &s->tasks[s->used++];
+	crew_task *t = &s->tasks[s->used];
 	memset(t, 0, sizeof(*t));
+	/* a fresh slot looks finished to the shutdown walk until spawn sets it */
+	crew__store_32(&t->state, CREW_T_DONE);
+	crew__store_release_32(&s->used, s->used + 1);
 	return t;
+}
+
+static void slabs_wake(crew__task_slab *s)
+{
+	for (; s; s = crew__load_ptr(&s->next)) {
+		uint32_t used = crew__load_acquire_32(&s->used);
+		for (uint32_t i = 0; i < used; i++) {
+			crew_task *t = &s->tasks[i];
+			uint32_t st = crew__load_32(&t->state);
+			if (!(st & (CREW_T_DONE | CREW_T_SCHEDULED)))
+				crew__task_wake(t); /* suspended or running: see run.c */
+		}
+	}
+}
+
+/* Shutdown step 3: wake every task that is suspended (or about to be), so
+ * that it sees the shutdown flag. Spurious wakes are harmless by design. */
+void crew__task_wake_all(crew__runtime *rt)
+{
+	crew__fence(); /* the shutdown flag before the states we read */
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		slabs_wake(crew__load_acquire_ptr(&rt->workers[i].task_slabs));
+	pthread_mutex_lock(&rt->ext_lock);
+	slabs_wake(rt->ext_slabs);
+	pthread_mutex_unlock(&rt->ext_lock);
 }
 
 crew_task *crew__task_alloc(crew__worker *w)
@@ -133,7 +164,7 @@ crew_task *crew__task_alloc(crew__worker *w)
 
 static void task_free(crew_task *t)
 {
-	t->magic = CREW_TASK_MAGIC_FREE;
+	t->magic = CREW_TASK_MAGIC_FREE; /* state stays DONE: stale wakes do nothing */
 	crew__worker *w = crew__worker_current();
 	if (w) {
 		t->next = w->task_free;
@@ -220,7 +251,7 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 	} else {
 		crew__faa_u64(&rt->ext_spawned, 1);
 	}
-	crew__schedule(t); /* publishes t: the push is a release */
+	crew__schedule(t, false); /* publishes t: the push is a release */
 	return t;
 }
 
@@ -240,7 +271,7 @@ void crew__task_wake(crew_task *t)
 			continue;
 		}
 		if (crew__cas_32(&t->state, &s, s | CREW_T_SCHEDULED)) {
-			crew__schedule(t);
+			crew__schedule(t, true);
 			return;
 		}
 	}

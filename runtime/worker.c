@@ -2,9 +2,12 @@
  * worker.c - the loop a worker thread runs.
  *
  *   loop {
- *     task = own deque bottom (LIFO)
- *            ?: every 61st pick: global inject queue, then own deque top
- *               (the starvation guard), then timers and reactor completions
+ *     task = LIFO slot (the task this worker woke last; at most 3 in a row
+ *            while other tasks wait)
+ *            ?: own deque bottom (LIFO)
+ *            ?: every 61st pick: reactor completions (and overdue timers),
+ *               the global inject queue, then own deque top if the same task
+ *               has been there since the previous tick (starvation guard)
  *            ?: tasks that yielded (moved into the deque, FIFO order)
  *            ?: global inject queue (a batch)
  *            ?: timers due / reactor completions
@@ -25,6 +28,8 @@
 #define CREW_FAIR_TICK 61
 #define CREW_STEAL_MAX 256
 #define CREW_TRIM_NS 1000000000ull
+#define CREW_LIFO_MAX 3
+#define CREW_TIMER_SLACK_NS 1000000ull
 
 /* ---- queuing ---- */
 
@@ -57,12 +62,23 @@ void crew__worker_enqueue(crew__worker *w, crew_task *t)
 }
 
 /* Make a SCHEDULED task runnable: on our own deque when called on a worker,
- * else on the inject queue. */
-void crew__schedule(crew_task *t)
+ * else on the inject queue. A task woken on a worker goes to its LIFO slot
+ * and runs right after the current task (the message-passing pattern: a
+ * future set, then its awaiter runs, cache-warm); the slot's previous
+ * occupant moves to the deque. A task in the slot is not stealable, so only
+ * a push to the deque notifies idle workers. */
+void crew__schedule(crew_task *t, bool woken)
 {
 	crew__runtime *rt = crew__rt;
 	crew__worker *w = crew__worker_current();
 	if (w) {
+		if (woken) {
+			crew_task *prev = w->lifo;
+			w->lifo = t;
+			if (!prev)
+				return;
+			t = prev;
+		}
 		crew__worker_enqueue(w, t);
 		/* No fence here: if a parking worker misses this task, we are alive
 		 * and run it ourselves; only parallelism is delayed. */
@@ -104,8 +120,12 @@ static void worker_expire_timers(crew__worker *w, bool all)
 	}
 }
 
-/* Reap reactor completions and timers without blocking. */
-static void worker_poll(crew__worker *w)
+/* Reap reactor completions without blocking; wake the tasks whose timers
+ * came due. Timers are expired when this worker has nothing else queued, so
+ * that the tasks of one expiry all run before those of the next (deadline
+ * order across batches); a busy worker still expires them on its fairness
+ * tick once they are CREW_TIMER_SLACK_NS overdue. */
+static void worker_poll(crew__worker *w, bool busy)
 {
 	crew__runtime *rt = crew__rt;
 	if (CREW_UNLIKELY(!w->saw_shutdown && crew__load_32(&rt->shutdown))) {
@@ -113,7 +133,9 @@ static void worker_poll(crew__worker *w)
 		worker_expire_timers(w, true);
 	}
 	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
-	worker_expire_timers(w, false);
+	uint64_t next = crew__timer_next(&w->timers);
+	if (next != UINT64_MAX && (!busy || crew_now() >= next + CREW_TIMER_SLACK_NS))
+		worker_expire_timers(w, false);
 }
 
 /* ---- picking the next task ---- */
@@ -166,26 +188,49 @@ static crew_task *worker_take_yielded(crew__worker *w)
 	return crew__deque_pop(&w->deque);
 }
 
+/* The LIFO slot, else the deque's bottom. */
+static crew_task *worker_pop_local(crew__worker *w)
+{
+	crew_task *t = w->lifo;
+	if (t && (w->lifo_runs < CREW_LIFO_MAX || crew__deque_empty(&w->deque))) {
+		w->lifo = NULL;
+		w->lifo_runs++;
+		return t;
+	}
+	w->lifo_runs = 0; /* a turn for the others; the slot's task runs next */
+	return crew__deque_pop(&w->deque);
+}
+
 static crew_task *worker_next(crew__worker *w)
 {
 	crew__runtime *rt = crew__rt;
 	crew_task *t;
 	if (CREW_UNLIKELY(++w->tick % CREW_FAIR_TICK == 0)) {
-		worker_poll(w);
+		worker_poll(w, true);
 		if ((t = crew__inject_pop(rt, w)))
 			return t;
-		t = crew__deque_steal(&w->deque); /* own top: the oldest task */
-		if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY)
-			return t;
+		/* Starvation guard: the oldest task (our deque's top) runs now if
+		 * it already sat there at the previous tick, a whole interval ago;
+		 * younger tasks keep their LIFO (and deadline) order. */
+		crew_task *oldest = crew__deque_peek_top(&w->deque);
+		if (oldest && oldest == w->fair_oldest) {
+			t = crew__deque_steal(&w->deque);
+			if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY) {
+				w->fair_oldest = NULL;
+				return t;
+			}
+		}
+		w->fair_oldest = oldest;
 	}
-	if ((t = crew__deque_pop(&w->deque)))
+	if ((t = worker_pop_local(w)))
 		return t;
+	w->fair_oldest = NULL; /* the deque ran dry: whatever comes is new */
 	if (w->yield_head)
 		return worker_take_yielded(w);
 	if (!crew__inject_empty(rt) && (t = crew__inject_pop(rt, w)))
 		return t;
-	worker_poll(w);
-	return crew__deque_pop(&w->deque);
+	worker_poll(w, false); /* timers and completions may wake tasks */
+	return worker_pop_local(w);
 }
 
 /* Steal up to half of v's tasks: the first is returned, the rest pushed on
@@ -299,7 +344,10 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 {
 	crew_task *n = NULL;
 	if (CREW_LIKELY(++w->tick % CREW_FAIR_TICK != 0)) {
-		if (!crew__deque_empty(&w->deque) && (n = crew__deque_pop(&w->deque))) {
+		if ((n = w->lifo)) {
+			w->lifo = NULL;
+			worker_prepare(w, n);
+		} else if (!crew__deque_empty(&w->deque) && (n = crew__deque_pop(&w->deque))) {
 			worker_prepare(w, n);
 		} else if ((n = w->yield_head)) { /* already RUNNING: no atomics */
 			w->yield_head = n->next;
