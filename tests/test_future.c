@@ -378,3 +378,111 @@ Test(future, outlives_run)
 	cr_expect_eq(res, VALUE);
 	crew_future_release(f);
 }
+
+/* ---- ping-pong: many round trips, no wake-up may be lost ---- */
+
+#define ROUND_TRIPS CREWT_SIZE(100000, 10000)
+#define THREAD_TRIPS CREWT_SIZE(10000, 2000)
+
+typedef struct pingpong {
+	crew_future **ping, **pong;
+	int n;
+	atomic_int errors;
+} pingpong;
+
+static void *pinger(void *p)
+{
+	pingpong *pp = p;
+	for (int i = 0; i < pp->n; i++) {
+		void *v = NULL;
+		if (crew_future_set(pp->ping[i], (void *)(uintptr_t)(i + 1)) != 0 ||
+		    crew_future_await(pp->pong[i], &v) != 0 || v != (void *)(uintptr_t)(i + 2))
+			atomic_fetch_add(&pp->errors, 1);
+	}
+	return NULL;
+}
+
+static void *ponger(void *p)
+{
+	pingpong *pp = p;
+	for (int i = 0; i < pp->n; i++) {
+		void *v = NULL;
+		if (crew_future_await(pp->ping[i], &v) != 0 || v != (void *)(uintptr_t)(i + 1) ||
+		    crew_future_set(pp->pong[i], (void *)(uintptr_t)(i + 2)) != 0)
+			atomic_fetch_add(&pp->errors, 1);
+	}
+	return NULL;
+}
+
+static void pingpong_init(pingpong *pp, int n)
+{
+	pp->n = n;
+	pp->ping = calloc((size_t)n, sizeof *pp->ping);
+	pp->pong = calloc((size_t)n, sizeof *pp->pong);
+	cr_assert(pp->ping && pp->pong);
+	for (int i = 0; i < n; i++) {
+		pp->ping[i] = crew_future_new();
+		pp->pong[i] = crew_future_new();
+		cr_assert(pp->ping[i] && pp->pong[i]);
+	}
+}
+
+static void pingpong_fini(pingpong *pp)
+{
+	for (int i = 0; i < pp->n; i++) {
+		crew_future_release(pp->ping[i]);
+		crew_future_release(pp->pong[i]);
+	}
+	free(pp->ping);
+	free(pp->pong);
+}
+
+/* Two tasks. */
+static void *tasks_pingpong_main(void *arg)
+{
+	crew_task *a = crew_spawn(pinger, arg), *b = crew_spawn(ponger, arg);
+	if (!a || !b)
+		return (void *)1;
+	crew_join(a, NULL);
+	crew_join(b, NULL);
+	return NULL;
+}
+
+/* A task pings, a plain thread (blocking awaits) pongs. */
+static void *thread_pingpong_main(void *arg)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, ponger, arg) != 0)
+		return (void *)1;
+	pinger(arg);
+	pthread_join(th, NULL);
+	return NULL;
+}
+
+Test(future, pingpong_between_tasks, .timeout = CREWT_TIMEOUT(60))
+{
+	for (unsigned w = 1; w <= 4; w *= 2) {
+		pingpong pp = {0};
+		pingpong_init(&pp, ROUND_TRIPS);
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(w, tasks_pingpong_main, &pp, &res), 0);
+		cr_expect_null(res);
+		cr_expect_eq(atomic_load(&pp.errors), 0, "workers=%u: %d errors", w,
+		             atomic_load(&pp.errors));
+		pingpong_fini(&pp);
+	}
+}
+
+Test(future, pingpong_task_and_thread, .timeout = CREWT_TIMEOUT(60))
+{
+	for (unsigned w = 1; w <= 2; w++) {
+		pingpong pp = {0};
+		pingpong_init(&pp, THREAD_TRIPS);
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(w, thread_pingpong_main, &pp, &res), 0);
+		cr_expect_null(res);
+		cr_expect_eq(atomic_load(&pp.errors), 0, "workers=%u: %d errors", w,
+		             atomic_load(&pp.errors));
+		pingpong_fini(&pp);
+	}
+}
