@@ -63,6 +63,14 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; only what is marked here is
+ * exported (and the linker version script keeps it that way). */
+#if defined(CREW_BUILDING)
+#define CREW_API __attribute__((visibility("default")))
+#else
+#define CREW_API
+#endif
+
 /** A task body: receives the argument given to crew_spawn, returns its result. */
 typedef void *(*crew_fn)(void *arg);
 
@@ -93,14 +101,14 @@ typedef struct crew_config {
  * on stderr).
  * Context: any thread that is not a crew worker.
  */
-int crew_run(crew_fn main, void *arg, void **result);
+CREW_API int crew_run(crew_fn main, void *arg, void **result);
 
 /**
  * crew_run_with - crew_run with an explicit configuration (NULL: defaults).
  * Also returns -EINVAL when a field is out of range (workers > 1024,
  * stack_size < 16 KiB or > 1 GiB, ring_entries > 32768), with a message.
  */
-int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void **result);
+CREW_API int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void **result);
 
 /**
  * crew_spawn - create a task running `fn(arg)`; asyncio.create_task.
@@ -112,7 +120,7 @@ int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void **result
  * Context: a task, or any thread while crew_run is running.
  * The macro form records the function's name for crew_task_name() and messages.
  */
-crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);
+CREW_API crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);
 #define crew_spawn(fn, arg) crew_spawn_named((fn), (arg), #fn)
 
 /**
@@ -126,87 +134,87 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);
  * it runs inline on the caller's stack (the fork-join fast path).
  * Context: a task.
  */
-int crew_join(crew_task *t, void **result);
+CREW_API int crew_join(crew_task *t, void **result);
 
 /**
  * crew_detach - give up the handle; the task frees itself when it finishes.
  * Consumes the handle. NULL is ignored. Context: any thread.
  */
-void crew_detach(crew_task *t);
+CREW_API void crew_detach(crew_task *t);
 
 /**
  * crew_cancel - request cancellation of `t` (see the rules above).
  * Does not consume the handle. Returns 0; -EALREADY when `t` had already
  * finished; -EINVAL when `t` is NULL. Context: any thread.
  */
-int crew_cancel(crew_task *t);
+CREW_API int crew_cancel(crew_task *t);
 
 /**
  * crew_yield - let other runnable tasks run; asyncio.sleep(0).
  * Returns 0; -ECANCELED; -EPERM outside a task.
  */
-int crew_yield(void);
+CREW_API int crew_yield(void);
 
 /**
  * crew_sleep - suspend the calling task for at least `ns` nanoseconds.
  * Returns 0; -ECANCELED (at once, or when cancelled while sleeping); -EPERM
  * outside a task. Never returns early.
  */
-int crew_sleep(uint64_t ns);
+CREW_API int crew_sleep(uint64_t ns);
 
 /** crew_sleep_until - like crew_sleep, until crew_now() >= deadline_ns. */
-int crew_sleep_until(uint64_t deadline_ns);
+CREW_API int crew_sleep_until(uint64_t deadline_ns);
 
 /** crew_now - nanoseconds of CLOCK_MONOTONIC. Any thread. */
-uint64_t crew_now(void);
+CREW_API uint64_t crew_now(void);
 
 /** crew_self - the calling task, or NULL outside a task. */
-crew_task *crew_self(void);
+CREW_API crew_task *crew_self(void);
 
 /**
  * crew_task_name - the name of the spawned function ("main" for crew_run's
  * main task), or NULL when `t` is NULL. Valid until the handle is consumed.
  */
-const char *crew_task_name(const crew_task *t);
+CREW_API const char *crew_task_name(const crew_task *t);
 
 /** crew_worker_id - 0..workers-1 on a worker thread; -1 elsewhere. */
-int crew_worker_id(void);
+CREW_API int crew_worker_id(void);
 
 /** crew_workers - the number of workers of the running runtime; 0 when none. */
-unsigned crew_workers(void);
+CREW_API unsigned crew_workers(void);
 
 /**
  * crew_future_new - a new, empty future. NULL with errno ENOMEM.
  * The creator owns it and frees it with crew_future_release() once no one
  * awaits it any more. Context: any thread; a future may outlive crew_run.
  */
-crew_future *crew_future_new(void);
+CREW_API crew_future *crew_future_new(void);
 
 /**
  * crew_future_set - store `value` and wake every waiter, on whatever worker or
  * thread it waits. Returns 0; -EALREADY when already set; -EINVAL on NULL.
  * Context: any thread (task, worker, plain pthread).
  */
-int crew_future_set(crew_future *f, void *value);
+CREW_API int crew_future_set(crew_future *f, void *value);
 
 /**
  * crew_future_await - wait until `f` is set; `value` (may be NULL) gets its value.
  * In a task it suspends; on a plain thread it blocks. Returns 0; -ECANCELED
  * (the calling task was cancelled); -EINVAL on NULL.
  */
-int crew_future_await(crew_future *f, void **value);
+CREW_API int crew_future_await(crew_future *f, void **value);
 
 /**
  * crew_future_await_until - crew_future_await with a deadline (CLOCK_MONOTONIC
  * ns). Returns -ETIMEDOUT when the deadline passed before the future was set.
  */
-int crew_future_await_until(crew_future *f, uint64_t deadline_ns, void **value);
+CREW_API int crew_future_await_until(crew_future *f, uint64_t deadline_ns, void **value);
 
 /** crew_future_done - true once `f` is set (false for NULL). Any thread. */
-bool crew_future_done(crew_future *f);
+CREW_API bool crew_future_done(crew_future *f);
 
 /** crew_future_release - free `f`; nobody may await or set it afterwards. */
-void crew_future_release(crew_future *f);
+CREW_API void crew_future_release(crew_future *f);
 
 #ifdef __cplusplus
 }

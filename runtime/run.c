@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 crew__runtime *crew__rt;
+#if defined(CREW_TSAN)
+uint32_t crew__tsan_fence_word;
+#endif
 static uint32_t crew__run_busy; /* one runtime per process at a time */
 
 int crew_worker_id(void)

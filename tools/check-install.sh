@@ -25,7 +25,7 @@ so=$libdir/libcrew.so
 step "installed: include/crew.h, ${libdir#"$prefix"/}/{libcrew.a,libcrew.so,pkgconfig/crew.pc}"
 
 # ABI: exactly the functions declared in crew.h, no crew__ internals, nothing foreign.
-sed -n 's/^[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\1/p' include/crew.h | sort -u >"$tmp/api"
+sed -n 's/^\(CREW_API \)\{0,1\}[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\2/p' include/crew.h | sort -u >"$tmp/api"
 nm -D --defined-only "$so" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$tmp/exported"
 missing=$(comm -23 "$tmp/api" "$tmp/exported")
 extra=$(comm -13 "$tmp/api" "$tmp/exported")
