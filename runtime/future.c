@@ -120,7 +120,7 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 	uint32_t seq = 0;
 	if (deadline != UINT64_MAX) {
 		crew__worker *w = crew__worker_current();
-		seq = crew__faa_32(&self->wait_seq, 1) + 1;
+		seq = crew__timer_arm(self);
 		if (crew__timer_add(&w->timers, deadline, self, seq) != 0)
 			deadline = 0; /* no memory for the timer: time out at once */
 	}
@@ -134,7 +134,7 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 			rc = -ECANCELED;
 			break;
 		}
-		if (deadline != UINT64_MAX && crew_now() >= deadline) {
+		if (deadline != UINT64_MAX && (crew__timer_fired(self, seq) || deadline == 0)) {
 			rc = -ETIMEDOUT;
 			break;
 		}
@@ -155,7 +155,7 @@ static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
 		pthread_mutex_unlock(&f->lock);
 	}
 	if (deadline != UINT64_MAX)
-		crew__faa_32(&self->wait_seq, 1); /* turn our timer entry stale */
+		crew__timer_disarm(self, seq); /* its entry, if still queued, goes stale */
 	return rc;
 }
 

@@ -145,6 +145,22 @@ void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 
+/* timed waits (protocol in timer.h) */
+static inline uint32_t crew__timer_arm(crew_task *t)
+{
+	return crew__faa_32(&t->wait_seq, 1) + 1;
+}
+static inline bool crew__timer_fired(crew_task *t, uint32_t seq)
+{
+	return crew__load_acquire_32(&t->wait_seq) != seq;
+}
+/* true: disarmed (the timer will not fire); false: it fired meanwhile */
+static inline bool crew__timer_disarm(crew_task *t, uint32_t seq)
+{
+	uint32_t expected = seq;
+	return crew__cas_32(&t->wait_seq, &expected, seq + 1);
+}
+
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
@@ -178,7 +194,8 @@ struct crew__stack {
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);
-void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping);
+void crew__stack_trim(crew__worker *w, unsigned keep);
+void crew__stack_drop_all(crew__worker *w);
 #define CREW_STACK_HOT 256
 void crew__stack_free_all(crew__runtime *rt);
 size_t crew__stack_guard_size(void);

@@ -3,9 +3,9 @@
  *
  * A sleeping task puts a timer on the heap of the worker it runs on (owner
  * only, no lock) and suspends. That worker wakes it when the deadline passes,
- * even if the task would next run elsewhere. The timer entry carries the
- * task's wait_seq; a task that leaves the wait early (cancelled) bumps it so
- * the entry turns stale.
+ * even if the task would next run elsewhere. Who ended the wait is settled on
+ * the task's wait_seq (see timer.h): the expiring worker, or the task leaving
+ * early (cancelled).
  */
 #include "internal.h"
 #include <errno.h>
@@ -18,6 +18,23 @@ uint64_t crew_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Sleep until `deadline_ns`, known to be in the future or not. */
+static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
+{
+	uint32_t seq = crew__timer_arm(t);
+	int rc = crew__timer_add(&w->timers, deadline_ns, t, seq);
+	if (rc)
+		return rc;
+	for (;;) {
+		crew__task_suspend(t);
+		if (crew__timer_fired(t, seq))
+			return 0; /* the worker saw the deadline pass: no clock read */
+		if (crew__task_cancelled(t))
+			return crew__timer_disarm(t, seq) ? -ECANCELED : 0;
+		/* a spurious wake: suspend again, the timer is still set */
+	}
+}
+
 int crew_sleep_until(uint64_t deadline_ns)
 {
 	crew__worker *w = crew__worker_current();
@@ -28,28 +45,19 @@ int crew_sleep_until(uint64_t deadline_ns)
 		return -ECANCELED;
 	if (crew_now() >= deadline_ns)
 		return 0;
-	uint32_t seq = crew__faa_32(&t->wait_seq, 1) + 1;
-	int rc = crew__timer_add(&w->timers, deadline_ns, t, seq);
-	if (rc)
-		return rc;
-	for (;;) {
-		crew__task_suspend(t);
-		if (crew_now() >= deadline_ns) {
-			rc = 0;
-			break;
-		}
-		if (crew__task_cancelled(t)) {
-			rc = -ECANCELED;
-			break;
-		}
-		/* a spurious wake: suspend again, the timer is still set */
-	}
-	crew__faa_32(&t->wait_seq, 1); /* the entry (if still queued) is stale now */
-	return rc;
+	return sleep_until(w, t, deadline_ns);
 }
 
 int crew_sleep(uint64_t ns)
 {
+	crew__worker *w = crew__worker_current();
+	crew_task *t = w ? w->current : NULL;
+	if (!t)
+		return -EPERM;
+	if (crew__task_cancelled(t))
+		return -ECANCELED;
+	if (ns == 0)
+		return 0;
 	uint64_t now = crew_now();
-	return crew_sleep_until(ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
+	return sleep_until(w, t, ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
 }

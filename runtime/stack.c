@@ -192,9 +192,8 @@ void crew__stack_put(crew__worker *w, crew__stack *s)
 }
 
 /* Keep at most `keep` hot stacks; the rest give their pages back (all but
- * the last page, which holds the header) and go to the cold list. A stopping
- * worker (`unmapping`: the slabs are about to go) skips the madvise. */
-void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping)
+ * the last page, which holds the header) and go to the cold list. */
+void crew__stack_trim(crew__worker *w, unsigned keep)
 {
 	if (w->stack_free_count <= keep)
 		return;
@@ -205,7 +204,7 @@ void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping)
 		w->stack_free = s->next;
 		w->stack_free_count--;
 		uintptr_t top = (uintptr_t)s & ~(uintptr_t)(ps - 1);
-		if (!unmapping && top > (uintptr_t)s->fiber.lo)
+		if (top > (uintptr_t)s->fiber.lo)
 			madvise((void *)s->fiber.lo, top - (uintptr_t)s->fiber.lo, MADV_DONTNEED);
 		s->next = head;
 		head = s;
@@ -219,13 +218,30 @@ void crew__stack_trim(crew__worker *w, unsigned keep, bool unmapping)
 	pthread_mutex_unlock(&rt->stack_lock);
 }
 
+#if defined(CREW_TSAN)
+static void stack_list_tsan_destroy(crew__stack *s)
+{
+	for (; s; s = s->next)
+		if (s->fiber.tsan)
+			__tsan_destroy_fiber(s->fiber.tsan);
+}
+#endif
+
+/* A stopping worker forgets its hot list: the slabs are unmapped next. */
+void crew__stack_drop_all(crew__worker *w)
+{
+#if defined(CREW_TSAN)
+	stack_list_tsan_destroy(w->stack_free);
+#endif
+	w->stack_free = NULL;
+	w->stack_free_count = 0;
+}
+
 /* After all workers stopped: unmap every slab. */
 void crew__stack_free_all(crew__runtime *rt)
 {
 #if defined(CREW_TSAN)
-	for (crew__stack *s = rt->stack_cold; s; s = s->next)
-		if (s->fiber.tsan)
-			__tsan_destroy_fiber(s->fiber.tsan);
+	stack_list_tsan_destroy(rt->stack_cold);
 #endif
 	while (rt->stack_slabs) {
 		struct crew__stack_slab *slab = rt->stack_slabs;

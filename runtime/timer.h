@@ -5,9 +5,13 @@
  * them itself; no locking. Equal deadlines keep their insertion order (the
  * `order` tie-break), so timers that come due together wake in deadline order,
  * then in the order they were set, as asyncio's do.
- * An entry does not own its task: it carries the task's wait_seq at insertion,
- * and expiry wakes the task only if that wait is still the current one (a task
- * woken early by cancellation bumps wait_seq, turning the entry stale).
+ * An entry does not own its task: it carries the wait's sequence number.
+ * A task's wait_seq equals `seq` while the wait is armed
+ * (crew__timer_arm). Exactly one side moves it on to seq + 1 with a CAS:
+ * the expiring worker (the timer fired: it then wakes the task), or the task
+ * leaving the wait early (crew__timer_disarm). An entry whose CAS fails is
+ * stale and is dropped. So the task learns that its deadline passed without
+ * reading the clock, and a timer never fires into a later wait.
  */
 #ifndef CREW_TIMER_H
 #define CREW_TIMER_H

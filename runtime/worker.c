@@ -114,9 +114,12 @@ static void worker_expire_timers(crew__worker *w, bool all)
 	}
 	while (n-- > 0) {
 		crew_task *t = w->expired[n].task;
-		/* stale entry: the task was woken otherwise and left that wait */
-		if (crew__load_32(&t->wait_seq) == w->expired[n].wait_seq)
+		uint32_t seq = w->expired[n].wait_seq;
+		if (all) /* shutdown: wake without firing; the wait sees the flag */
 			crew__task_wake(t);
+		else if (crew__timer_disarm(t, seq)) /* we end the wait (timer.h) */
+			crew__task_wake(t);
+		/* else stale: the task already left that wait */
 	}
 }
 
@@ -404,7 +407,7 @@ static void worker_park(crew__runtime *rt, crew__worker *w)
 	if (w->stack_free_count > CREW_STACK_HOT) {
 		uint64_t now = crew_now();
 		if (now >= w->trim_at) {
-			crew__stack_trim(w, CREW_STACK_HOT, false);
+			crew__stack_trim(w, CREW_STACK_HOT);
 			w->trim_at = now + CREW_TRIM_NS;
 		} else if (w->trim_at < wake_at) {
 			wake_at = w->trim_at; /* come back to trim if still idle */
@@ -443,7 +446,7 @@ void *crew__worker_main(void *arg)
 	w->trim_at = crew_now() + CREW_TRIM_NS;
 	crew__overflow_thread_init(w);
 	worker_loop(w);
-	crew__stack_trim(w, 0, true);
+	crew__stack_drop_all(w);
 	crew__overflow_thread_fini(w);
 	crew__tls_worker = NULL;
 	return NULL;
