@@ -196,6 +196,7 @@ crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);
 void crew__stack_trim(crew__worker *w, unsigned keep);
 void crew__stack_drop_all(crew__worker *w);
+void crew__stack_init(void);
 #define CREW_STACK_HOT 256
 void crew__stack_free_all(crew__runtime *rt);
 size_t crew__stack_guard_size(void);

@@ -47,10 +47,12 @@ struct crew__stack_slab {
 	size_t len;
 };
 
+/* What this kernel supports, learnt on the way. Several workers may learn
+ * it at once; they learn the same thing, so relaxed atomics suffice. */
 enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT, GUARD_NONE };
-static int crew__guard_mode = GUARD_UNKNOWN; /* under rt->stack_lock */
-static int crew__self_pidfd = -2;            /* under rt->stack_lock; -1: none */
-static bool crew__batch_guard = true;        /* process_madvise took guards */
+static uint32_t crew__guard_mode = GUARD_UNKNOWN;
+static uint32_t crew__batch_guard = 1; /* process_madvise takes guards */
+static int crew__self_pidfd = -1;      /* set before the workers start */
 
 static size_t page_size(void)
 {
@@ -67,26 +69,33 @@ size_t crew__stack_guard_size(void)
 
 static void stack_guard(char *guard, size_t len)
 {
-	if (crew__guard_mode == GUARD_UNKNOWN || crew__guard_mode == GUARD_MADVISE) {
+	uint32_t mode = crew__load_32(&crew__guard_mode);
+	if (mode == GUARD_UNKNOWN || mode == GUARD_MADVISE) {
 		if (madvise(guard, len, MADV_GUARD_INSTALL) == 0) {
-			crew__guard_mode = GUARD_MADVISE;
+			crew__store_32(&crew__guard_mode, GUARD_MADVISE);
 			return;
 		}
-		crew__guard_mode = GUARD_MPROTECT; /* EINVAL: not supported here */
+		mode = GUARD_MPROTECT; /* EINVAL: not supported here */
+		crew__store_32(&crew__guard_mode, mode);
 	}
-	if (crew__guard_mode == GUARD_MPROTECT && mprotect(guard, len, PROT_NONE) != 0) {
-		crew__error("mprotect of a stack guard failed (%s): further fiber stacks have no "
-			    "guard page (raise vm.max_map_count, or use Linux >= 6.13)",
-			    errno == ENOMEM ? "vm.max_map_count reached" : "error");
-		crew__guard_mode = GUARD_NONE;
+	if (mode == GUARD_MPROTECT && mprotect(guard, len, PROT_NONE) != 0) {
+		uint32_t was = GUARD_MPROTECT;
+		if (crew__cas_32(&crew__guard_mode, &was, GUARD_NONE)) /* warn once */
+			crew__error("mprotect of a stack guard failed (%s): further fiber stacks "
+				    "have no guard page (raise vm.max_map_count, or use Linux >= 6.13)",
+				    errno == ENOMEM ? "vm.max_map_count reached" : "error");
 	}
+}
+
+/* Before the workers start: the pidfd process_madvise needs (-1: none). */
+void crew__stack_init(void)
+{
+	crew__self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 }
 
 /* One process_madvise over `n` ranges of our own memory; false if refused. */
 static bool madvise_batch(struct iovec *iov, int n, int advice)
 {
-	if (crew__self_pidfd == -2)
-		crew__self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (crew__self_pidfd < 0)
 		return false;
 	size_t want = 0;
@@ -99,18 +108,18 @@ static bool madvise_batch(struct iovec *iov, int n, int advice)
 static void slab_guard(char *base, size_t one, size_t guard)
 {
 	struct iovec iov[CREW_STACK_SLAB];
-	if (crew__batch_guard && crew__guard_mode != GUARD_MPROTECT &&
-	    crew__guard_mode != GUARD_NONE) {
+	uint32_t mode = crew__load_32(&crew__guard_mode);
+	if (crew__load_32(&crew__batch_guard) && (mode == GUARD_UNKNOWN || mode == GUARD_MADVISE)) {
 		for (int i = 0; i < CREW_STACK_SLAB; i++)
 			iov[i] = (struct iovec){ base + (size_t)i * one, guard };
-		if (madvise_batch(iov, CREW_STACK_SLAB, MADV_GUARD_INSTALL))
-			crew__guard_mode = GUARD_MADVISE;
-		else
-			crew__batch_guard = false;
+		if (madvise_batch(iov, CREW_STACK_SLAB, MADV_GUARD_INSTALL)) {
+			crew__store_32(&crew__guard_mode, GUARD_MADVISE);
+			return;
+		}
+		crew__store_32(&crew__batch_guard, 0);
 	}
-	if (!crew__batch_guard || crew__guard_mode != GUARD_MADVISE)
-		for (int i = 0; i < CREW_STACK_SLAB; i++)
-			stack_guard(base + (size_t)i * one, guard);
+	for (int i = 0; i < CREW_STACK_SLAB; i++)
+		stack_guard(base + (size_t)i * one, guard);
 }
 
 /* Map and prepare a new slab without holding any lock (mmap and two
@@ -134,19 +143,11 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 	}
 	slab->base = base;
 	slab->len = len;
-	pthread_mutex_lock(&rt->stack_lock); /* guard mode and pidfd live under it */
+	pthread_mutex_lock(&rt->stack_lock);
 	slab->next = rt->stack_slabs;
 	rt->stack_slabs = slab;
-	int mode = crew__guard_mode;
 	pthread_mutex_unlock(&rt->stack_lock);
-	if (mode == GUARD_UNKNOWN || mode == GUARD_MPROTECT || !crew__batch_guard) {
-		/* first slab, or a fallback path: decide under the lock */
-		pthread_mutex_lock(&rt->stack_lock);
-		slab_guard(base, one, guard);
-		pthread_mutex_unlock(&rt->stack_lock);
-	} else {
-		slab_guard(base, one, guard);
-	}
+	slab_guard(base, one, guard);
 	for (int i = CREW_STACK_SLAB - 1; i >= 0; i--) {
 		char *g = base + (size_t)i * one;
 		crew__stack *s = (crew__stack *)(g + one) - 1;
@@ -252,5 +253,5 @@ void crew__stack_free_all(crew__runtime *rt)
 	rt->stack_cold = NULL;
 	if (crew__self_pidfd >= 0)
 		close(crew__self_pidfd);
-	crew__self_pidfd = -2;
+	crew__self_pidfd = -1;
 }
