@@ -121,6 +121,27 @@ static inline struct crew_task *crew__deque_steal(crew__deque *d)
 	return t;
 }
 
+/* Owner only: take up to `max` of the oldest tasks (leaving at least one)
+ * into out[] with a single CAS on top; returns how many. Safe against
+ * thieves (they CAS the same top) and against the owner's pop, which cannot
+ * run meanwhile: this is the owner. */
+static inline unsigned crew__deque_take_oldest(crew__deque *d, struct crew_task **out, unsigned max)
+{
+	for (;;) {
+		int64_t top = crew__load_acquire_64(&d->top);
+		int64_t b = crew__load_64(&d->bottom);
+		int64_t k = b - top - 1;
+		if (k <= 0)
+			return 0;
+		if (k > (int64_t)max)
+			k = max;
+		for (int64_t i = 0; i < k; i++)
+			out[i] = crew__load_ptr(&d->slots[(top + i) & (CREW_DEQUE_CAP - 1)]);
+		if (crew__cas_64(&d->top, top, top + k))
+			return (unsigned)k;
+	}
+}
+
 /* Any thread: an estimate (exact for the owner when no thief is active). */
 static inline int64_t crew__deque_size(crew__deque *d)
 {

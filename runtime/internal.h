@@ -81,6 +81,7 @@ struct crew__worker {
 	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
 	crew__timer_heap timers;
 	crew__timer *expired;    /* scratch for timers that came due */
+	crew_task **overflow;    /* scratch: half a deque moving to the inject queue */
 	size_t expired_cap;
 	crew__reactor reactor;
 	/* pools */
@@ -166,6 +167,7 @@ void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
 void crew__worker_yield(crew__worker *w, crew_task *t);
 void crew__schedule(crew_task *t, bool woken);
+int64_t crew__tasks_unfinished(crew__runtime *rt);
 
 /* run.c */
 void crew__runtime_begin_shutdown(crew__runtime *rt);

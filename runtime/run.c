@@ -45,7 +45,11 @@ unsigned crew_workers(void)
 void crew__runtime_begin_shutdown(crew__runtime *rt)
 {
 	crew__store_release_32(&rt->shutdown, 1);
-	crew__task_wake_all(rt);
+	/* Only main is left (the common case): nobody to wake, skip the walk.
+	 * Main itself is still counted as not finished here. A task spawned
+	 * after this check sees the flag at its first suspension. */
+	if (crew__tasks_unfinished(rt) > 1)
+		crew__task_wake_all(rt);
 	crew__idle_notify_all(rt);
 }
 
@@ -101,6 +105,7 @@ static void run_free(crew__runtime *rt, unsigned ready)
 		crew__reactor_fini(&w->reactor);
 		close(w->wake_fd);
 		crew__deque_fini(&w->deque);
+		free(w->overflow);
 		crew__timer_fini(&w->timers);
 		free(w->expired);
 	}
@@ -126,10 +131,13 @@ CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigne
 		return e;
 	}
 	int rc = crew__deque_init(&w->deque);
+	if (rc == 0 && !(w->overflow = malloc(sizeof(crew_task *) * (CREW_DEQUE_CAP / 2))))
+		rc = -ENOMEM;
 	if (rc == 0)
 		rc = crew__reactor_init(&w->reactor, rt->ring_entries, w->wake_fd);
 	if (rc) {
 		crew__deque_fini(&w->deque);
+		free(w->overflow);
 		close(w->wake_fd);
 	}
 	return rc;

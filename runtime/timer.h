@@ -1,5 +1,10 @@
 /*
- * timer.h - a worker's sleeping tasks, as a binary min-heap on deadline.
+ * timer.h - a worker's sleeping tasks, ordered by deadline.
+ *
+ * Two structures, merged at expiry: a FIFO "run" of timers whose deadlines
+ * arrived in non-decreasing order (the common case: many tasks sleeping the
+ * same duration), which costs O(1) to add and to expire, and a binary
+ * min-heap for the timers that arrived out of order.
  *
  * Owner-only: a worker adds timers for tasks that suspend on it and expires
  * them itself; no locking. Equal deadlines keep their insertion order (the
@@ -30,8 +35,10 @@ typedef struct crew__timer {
 } crew__timer;
 
 typedef struct crew__timer_heap {
-	crew__timer *v;
+	crew__timer *v;          /* the heap */
 	size_t n, cap;
+	crew__timer *run;        /* the sorted run: a ring of run_cap entries */
+	size_t run_head, run_len, run_cap;
 	uint64_t next_order;
 } crew__timer_heap;
 
@@ -39,7 +46,9 @@ int crew__timer_add(crew__timer_heap *h, uint64_t deadline, struct crew_task *t,
 /* Earliest deadline, or UINT64_MAX when empty. */
 static inline uint64_t crew__timer_next(const crew__timer_heap *h)
 {
-	return h->n ? h->v[0].deadline : UINT64_MAX;
+	uint64_t a = h->n ? h->v[0].deadline : UINT64_MAX;
+	uint64_t b = h->run_len ? h->run[h->run_head].deadline : UINT64_MAX;
+	return a < b ? a : b;
 }
 /* Pop up to `max` timers due at `now`, earliest first, into out[]. */
 size_t crew__timer_expire(crew__timer_heap *h, uint64_t now, crew__timer *out, size_t max);

@@ -39,24 +39,12 @@ void crew__worker_enqueue(crew__worker *w, crew_task *t)
 {
 	if (CREW_LIKELY(crew__deque_push(&w->deque, t)))
 		return;
-	crew_task *head = NULL, *tail = NULL;
-	unsigned n = 0;
-	for (unsigned i = 0; i < CREW_DEQUE_CAP / 2; i++) {
-		crew_task *x = crew__deque_steal(&w->deque);
-		if (x == CREW_STEAL_EMPTY)
-			break;
-		if (x == CREW_STEAL_RETRY)
-			continue;
-		x->next = NULL;
-		if (tail)
-			tail->next = x;
-		else
-			head = x;
-		tail = x;
-		n++;
-	}
+	crew_task **old = w->overflow;
+	unsigned n = crew__deque_take_oldest(&w->deque, old, CREW_DEQUE_CAP / 2);
+	for (unsigned i = 0; i + 1 < n; i++)
+		old[i]->next = old[i + 1];
 	if (n)
-		crew__inject_push_batch(crew__rt, head, tail, n);
+		crew__inject_push_batch(crew__rt, old[0], old[n - 1], n);
 	if (!crew__deque_push(&w->deque, t))
 		crew__inject_push(crew__rt, t);
 }
@@ -384,10 +372,11 @@ static void worker_run(crew__worker *w, crew_task *t)
 
 /* ---- termination ---- */
 
-/* True when every task ever spawned has finished. Read all `finished`
- * counters before all `spawned` ones (acquire): a task's spawn happens before
- * its finish, so finished <= spawned holds, and equality means none is left. */
-static bool worker_all_ended(crew__runtime *rt)
+/* How many tasks ever spawned have not finished (0: none is left). Reads all
+ * `finished` counters before all `spawned` ones (acquire): a task's spawn
+ * happens before its finish, so every finish we count has its spawn counted
+ * too, and 0 really means none is left. */
+int64_t crew__tasks_unfinished(crew__runtime *rt)
 {
 	int64_t fin = 0, spawned = 0;
 	for (unsigned i = 0; i < rt->nworkers; i++)
@@ -395,7 +384,7 @@ static bool worker_all_ended(crew__runtime *rt)
 	spawned = (int64_t)crew__load_acquire_u64(&rt->ext_spawned);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		spawned += crew__load_acquire_64(&rt->workers[i].spawned);
-	return fin == spawned;
+	return spawned - fin;
 }
 
 /* Park; an idle worker also gives stack memory back, at most once per
@@ -429,7 +418,7 @@ static void worker_loop(crew__worker *w)
 		}
 		if (crew__load_32(&rt->stop))
 			return;
-		if (crew__load_32(&rt->shutdown) && worker_all_ended(rt)) {
+		if (crew__load_32(&rt->shutdown) && crew__tasks_unfinished(rt) == 0) {
 			crew__store_release_32(&rt->stop, 1);
 			crew__idle_notify_all(rt);
 			return;
