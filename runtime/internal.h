@@ -146,6 +146,17 @@ void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 
+/* The common start of a suspending call: the calling worker and task, or
+ * -EPERM outside a task, or -ECANCELED once the task was cancelled. */
+static inline int crew__suspend_begin(crew__worker **w, crew_task **t)
+{
+	*w = crew__worker_current();
+	*t = *w ? (*w)->current : NULL;
+	if (!*t)
+		return -EPERM;
+	return crew__task_cancelled(*t) ? -ECANCELED : 0;
+}
+
 /* timed waits (protocol in timer.h) */
 static inline uint32_t crew__timer_arm(crew_task *t)
 {

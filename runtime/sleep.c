@@ -37,12 +37,11 @@ static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
 
 int crew_sleep_until(uint64_t deadline_ns)
 {
-	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t)
-		return -EPERM;
-	if (crew__task_cancelled(t))
-		return -ECANCELED;
+	crew__worker *w;
+	crew_task *t;
+	int rc = crew__suspend_begin(&w, &t);
+	if (rc)
+		return rc;
 	if (crew_now() >= deadline_ns)
 		return 0;
 	return sleep_until(w, t, deadline_ns);
@@ -50,12 +49,11 @@ int crew_sleep_until(uint64_t deadline_ns)
 
 int crew_sleep(uint64_t ns)
 {
-	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t)
-		return -EPERM;
-	if (crew__task_cancelled(t))
-		return -ECANCELED;
+	crew__worker *w;
+	crew_task *t;
+	int rc = crew__suspend_begin(&w, &t);
+	if (rc)
+		return rc;
 	if (ns == 0)
 		return 0;
 	uint64_t now = crew_now();

@@ -56,13 +56,18 @@ __attribute__((noinline)) crew__worker *crew__worker_current(void)
 	return crew__tls_worker;
 }
 
+static void report(const char *prefix, const char *fmt, va_list ap)
+{
+	fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void crew__error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("crew: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	report("crew: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -71,9 +76,7 @@ void crew__die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("crew: fatal: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	report("crew: fatal: ", fmt, ap);
 	va_end(ap);
 	abort();
 }
@@ -430,12 +433,11 @@ int crew_cancel(crew_task *t)
 
 int crew_yield(void)
 {
-	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t)
-		return -EPERM;
-	if (crew__task_cancelled(t))
-		return -ECANCELED;
+	crew__worker *w;
+	crew_task *t;
+	int rc = crew__suspend_begin(&w, &t);
+	if (rc)
+		return rc;
 	crew__worker_yield(w, t);
 	return crew__task_cancelled(t) ? -ECANCELED : 0;
 }
