@@ -204,12 +204,16 @@ struct crew__stack {
 	crew__fiber fiber;
 	crew__stack *next;
 	char *guard;       /* lowest address: the guard region */
+	unsigned valgrind_id; /* valgrind's name for this stack (stack.c) */
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);
 void crew__stack_trim(crew__worker *w, unsigned keep);
 void crew__stack_drop_all(crew__worker *w);
 void crew__stack_init(void);
+/* Valgrind 3.19 holds its big lock through io_uring_enter: parked workers
+ * must come back now and then so that the others can run (worker.c). */
+extern bool crew__under_valgrind;
 #define CREW_STACK_HOT 256
 void crew__stack_free_all(crew__runtime *rt);
 size_t crew__stack_guard_size(void);
