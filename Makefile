@@ -6,6 +6,7 @@
 #   make bench        build the peers and compare crew with them
 #   make install      install into $(PREFIX)
 #   make asan|tsan    tests under AddressSanitizer / ThreadSanitizer (tools/sanitize.sh)
+#   make valgrind     examples and every workload under valgrind's memcheck (tools/valgrind.sh)
 #   make clang        build and test with clang
 #   make clean        remove every build directory
 # Variables: BUILD=build, PREFIX=/usr/local, WERROR=ON (OFF for compilers newer than Debian 12's),
@@ -23,7 +24,7 @@ configure = cmake -S . -B $(1) --log-level=WARNING $(if $(wildcard $(1)/CMakeCac
 # $(call ctest,DIR): fails when any test fails or when there is no test at all.
 ctest = ctest --test-dir $(1) --output-on-failure --no-tests=error --timeout $(TIMEOUT) -j $(JOBS)
 
-.PHONY: all deps test demo bench install asan tsan clang clean
+.PHONY: all deps test demo bench install asan tsan valgrind clang clean
 
 all: deps
 	$(call configure,$(BUILD),-DCREW_WERROR=$(WERROR) $(CMAKE_ARGS))
@@ -56,6 +57,11 @@ asan: deps
 
 tsan: deps
 	tools/sanitize.sh thread
+
+valgrind:
+	@tools/deps.sh valgrind
+	$(MAKE) all
+	tools/valgrind.sh $(BUILD)
 
 clang:
 	@tools/deps.sh clang

@@ -212,7 +212,7 @@ void crew__stack_trim(crew__worker *w, unsigned keep);
 void crew__stack_drop_all(crew__worker *w);
 void crew__stack_init(void);
 /* Valgrind 3.19 holds its big lock through io_uring_enter: parked workers
- * must come back now and then so that the others can run (worker.c). */
+ * nap in nanosleep instead (idle.c). */
 extern bool crew__under_valgrind;
 #define CREW_STACK_HOT 256
 void crew__stack_free_all(crew__runtime *rt);

@@ -402,11 +402,6 @@ static void worker_park(crew__runtime *rt, crew__worker *w)
 			wake_at = w->trim_at; /* come back to trim if still idle */
 		}
 	}
-	if (CREW_UNLIKELY(crew__under_valgrind)) {
-		uint64_t soon = crew_now() + 1000000; /* 1 ms */
-		if (soon < wake_at)
-			wake_at = soon;
-	}
 	crew__idle_park(rt, w, wake_at);
 }
 
