@@ -75,6 +75,7 @@ struct crew__worker {
 	crew__stack *dead_stack; /* stack of a fiber that exited: release it */
 	uint64_t tick;
 	crew_task *fair_oldest;   /* deque top seen at the last fairness tick */
+	uint64_t fair_resume;     /* no starvation guard before this tick */
 	uint64_t rng;
 	bool searching;
 	bool saw_shutdown;

@@ -100,6 +100,11 @@ static void worker_expire_timers(crew__worker *w, bool all)
 		if (n < w->expired_cap)
 			break;
 	}
+	/* The batch now sits in the deque in deadline order; the starvation
+	 * guard, which would let its last task (the deque's top) in first, waits
+	 * until the whole batch could have run. */
+	if (!all)
+		w->fair_resume = w->tick + n;
 	while (n-- > 0) {
 		crew_task *t = w->expired[n].task;
 		uint32_t seq = w->expired[n].wait_seq;
@@ -204,6 +209,8 @@ static crew_task *worker_next(crew__worker *w)
 		 * it already sat there at the previous tick, a whole interval ago;
 		 * younger tasks keep their LIFO (and deadline) order. */
 		crew_task *oldest = crew__deque_peek_top(&w->deque);
+		if (w->tick < w->fair_resume)
+			oldest = NULL; /* a timer batch is running in order */
 		if (oldest && oldest == w->fair_oldest) {
 			t = crew__deque_steal(&w->deque);
 			if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY) {

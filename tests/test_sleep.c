@@ -118,7 +118,7 @@ Test(sleep, past_deadline_returns_at_once, .timeout = CREWT_TIMEOUT(30))
 
 /* ---- timers due together wake in deadline order ---- */
 
-#define ORDERED 64
+#define ORDERED 200
 
 typedef struct ordered {
 	uint64_t base;
