@@ -105,6 +105,30 @@ static int collect(pid_t pid, int outfd, int errfd, uint64_t timeout_ns, crewt_p
 	return 0;
 }
 
+/* Two pipes (the child's stdout and stderr), then fork. Returns the pid in
+ * the parent, 0 in the child, or -errno with nothing left open. */
+static pid_t fork_with_pipes(int po[2], int pe[2], int flags)
+{
+	if (pipe2(po, flags) < 0)
+		return -errno;
+	if (pipe2(pe, flags) < 0) {
+		int e = errno;
+		close(po[0]);
+		close(po[1]);
+		return -e;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(po[0]);
+		close(po[1]);
+		close(pe[0]);
+		close(pe[1]);
+		return -e;
+	}
+	return pid;
+}
+
 int crewt_exec_capture(const char *path, char *const argv[], char *const env[],
                        uint64_t timeout_ns, crewt_proc *p)
 {
@@ -139,26 +163,10 @@ int crewt_exec_capture(const char *path, char *const argv[], char *const env[],
 		argv = default_argv;
 
 	int po[2], pe[2];
-	if (pipe2(po, O_CLOEXEC) < 0) {
-		free(envp);
-		return -errno;
-	}
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		free(envp);
-		return -e;
-	}
-	pid_t pid = fork();
+	pid_t pid = fork_with_pipes(po, pe, O_CLOEXEC);
 	if (pid < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
 		free(envp);
-		return -e;
+		return pid;
 	}
 	if (pid == 0) {
 		dup2(po[1], 1);
@@ -179,24 +187,10 @@ int crewt_fork_capture(void (*fn)(void *), void *arg, uint64_t timeout_ns, crewt
 {
 	memset(p, 0, sizeof(*p));
 	int po[2], pe[2];
-	if (pipe(po) < 0)
-		return -errno;
-	if (pipe(pe) < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		return -e;
-	}
 	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
-		return -e;
-	}
+	pid_t pid = fork_with_pipes(po, pe, 0);
+	if (pid < 0)
+		return pid;
 	if (pid == 0) {
 		struct rlimit no_core = {0, 0};
 		setrlimit(RLIMIT_CORE, &no_core);
