@@ -141,7 +141,7 @@ crew_task *crew__task_alloc(crew__worker *w);
 void crew__task_unref(crew_task *t);
 void crew__task_wake(crew_task *t);
 void crew__task_suspend(crew_task *t);
-void crew__task_run_body(crew__worker *w, crew_task *t);
+void crew__task_run_body(crew_task *t);
 bool crew__task_cancelled(crew_task *t);
 void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);

@@ -296,9 +296,8 @@ bool crew__task_cancelled(crew_task *t)
 }
 
 /* Run t's body on the current fiber, then finish it. */
-void crew__task_run_body(crew__worker *w, crew_task *t)
+void crew__task_run_body(crew_task *t)
 {
-	(void)w;
 	void *result = t->fn(t->arg);
 	crew__runtime *rt = crew__rt;
 	t->result = result;
@@ -316,7 +315,7 @@ void crew__task_run_body(crew__worker *w, crew_task *t)
 		crew__task_wake(j);
 	if (is_main)
 		crew__runtime_begin_shutdown(rt);
-	w = crew__worker_current();
+	crew__worker *w = crew__worker_current(); /* the body may have migrated */
 	/* release: all of the task's effects before the count the termination
 	 * check reads (worker.c) */
 	crew__store_release_64(&w->finished, w->finished + 1);
@@ -329,7 +328,7 @@ void crew__fiber_entry(void *arg)
 	crew__fiber_started();
 	crew_task *t = arg;
 	crew__stack *stack = t->stack; /* t may be freed once it finished */
-	crew__task_run_body(crew__worker_current(), t);
+	crew__task_run_body(t);
 	crew__worker *w = crew__worker_current();
 	w->switch_reason = CREW_SWITCH_EXIT;
 	w->dead_stack = stack;
@@ -356,7 +355,7 @@ static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 	crew__faa_32(&c->state, CREW_T_RUNNING - CREW_T_SCHEDULED);
 	c->fiber = parent->fiber;
 	w->current = c;
-	crew__task_run_body(w, c);
+	crew__task_run_body(c);
 	/* the child may have suspended and moved us to another worker */
 	crew__worker_current()->current = parent;
 }
