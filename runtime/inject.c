@@ -52,31 +52,25 @@ crew_task *crew__inject_pop(crew__runtime *rt, crew__worker *w)
 		pthread_mutex_unlock(&rt->inject_lock);
 		return NULL;
 	}
-	unsigned n = 1;
+	/* A worker also takes up to a batch more, remembered in order while
+	 * walking the list under the lock. */
+	crew_task *rest[CREW_INJECT_BATCH];
+	unsigned k = 0;
 	crew_task *last = t;
 	if (w) {
 		unsigned more = (unsigned)(rt->inject_len / rt->nworkers);
 		if (more > CREW_INJECT_BATCH)
 			more = CREW_INJECT_BATCH;
-		while (more-- > 0 && last->next) {
-			last = last->next;
-			n++;
-		}
+		while (k < more && last->next)
+			rest[k++] = last = last->next;
 	}
 	rt->inject_head = last->next;
 	if (!rt->inject_head)
 		rt->inject_tail = NULL;
-	crew__store_64((int64_t *)&rt->inject_len, (int64_t)(rt->inject_len - n));
+	crew__store_64((int64_t *)&rt->inject_len, (int64_t)(rt->inject_len - 1 - k));
 	pthread_mutex_unlock(&rt->inject_lock);
-	last->next = NULL;
 	/* keep FIFO order on the LIFO deque: push the batch from its end */
-	if (n > 1) {
-		crew_task *rest[CREW_INJECT_BATCH];
-		unsigned k = 0;
-		for (crew_task *x = t->next; x; x = x->next)
-			rest[k++] = x;
-		while (k-- > 0)
-			crew__worker_enqueue(w, rest[k]);
-	}
+	while (k-- > 0)
+		crew__worker_enqueue(w, rest[k]);
 	return t;
 }

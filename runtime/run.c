@@ -155,7 +155,6 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	pthread_mutex_init(&rt->ext_lock, NULL);
 	pthread_mutex_init(&rt->stack_lock, NULL);
 	unsigned ready = 0;
-	crew__stack_guard_size(); /* caches the page size before any thread reads it */
 	crew__stack_init();
 	*err = run_config(cfg, rt);
 	if (*err)

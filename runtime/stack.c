@@ -99,9 +99,11 @@ static void stack_guard(char *guard, size_t len)
 
 bool crew__under_valgrind;
 
-/* Before the workers start: the pidfd process_madvise needs (-1: none). */
+/* Before the workers start: the page size (cached once, then only read) and
+ * the pidfd process_madvise needs (-1: none). */
 void crew__stack_init(void)
 {
+	page_size();
 #if defined(CREW_VALGRIND)
 	crew__under_valgrind = RUNNING_ON_VALGRIND;
 #endif
