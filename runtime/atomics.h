@@ -243,4 +243,24 @@ static inline void crew__cpu_relax(void)
 	ck_pr_stall();
 }
 
+/* ---- a small spinlock, for critical sections of a few dozen instructions
+ * that are rarely contended (timer sets, due queues) ---- */
+void crew__spin_wait(unsigned *spins); /* relax, then sched_yield (atomics.c) */
+static inline void crew__spin_lock(uint32_t *l)
+{
+	unsigned spins = 0;
+	for (;;) {
+		uint32_t free_ = 0;
+		/* full barrier (cas): the critical section stays after it */
+		if (crew__load_32(l) == 0 && crew__cas_32(l, &free_, 1))
+			return;
+		crew__spin_wait(&spins);
+	}
+}
+static inline void crew__spin_unlock(uint32_t *l)
+{
+	/* release: the critical section's writes before the lock is seen free */
+	crew__store_release_32(l, 0);
+}
+
 #endif /* CREW_ATOMICS_H */

@@ -2,21 +2,26 @@
  * future.c - one-shot values awaited by tasks and threads.
  *
  * Overview
- *   state: EMPTY -> SET, once (under the lock, published with release so a
- *   lock-free reader of SET also sees `value`).
- *   Task waiters: a node on the waiting task's stack, in a doubly-linked list
- *   under the future's lock. crew_future_set, holding the lock, detaches the
- *   list and for each node reads its task, then stores `fired` (release), and
- *   never touches the node again: the waiter may return as soon as it sees
- *   `fired` (acquire), without the lock, and its stack frame may go. The wake
- *   comes after: it may land on a task that already went on (a spurious wake,
- *   harmless, see task.c). A waiter that leaves early (cancelled, timed out)
- *   takes the lock and unlinks its own node, unless it fired meanwhile.
- *   Shutdown finds tasks blocked on futures by walking all tasks (run.c).
- *   Thread waiters: plain threads block on the state word with a futex;
- *   `thread_waiters` tells set() whether a FUTEX_WAKE is needed (Dekker pair:
- *   set stores state then fences then reads the count; a thread increments
- *   the count, then reads the state).
+ *   state: one atomic word, EMPTY -> SET once; while EMPTY, bit LOCKED is a
+ *   spinlock guarding `waiters` (a doubly-linked list of nodes that live in
+ *   the waiters' own frames). SET is final and can never be locked.
+ *
+ *   crew_future_set: lock, store `value`, detach the waiter list, then one
+ *   release store of SET, which unlocks and publishes in the same instant.
+ *   That store is set's last access to the future: whoever sees SET (an
+ *   awaiter returning, crew_future_done) may release it at once, whatever the
+ *   setter's thread does next. Then set fires the detached nodes: for each it
+ *   reads the node's task (or futex word), stores `fired` (release) and does
+ *   not touch the node again, so the waiter's frame may go as soon as it sees
+ *   `fired`; then it wakes the task (a spurious wake if the task went on: task
+ *   memory outlives it, task.c) or FUTEX_WAKEs the thread.
+ *
+ *   Waiters: a task or plain thread locks, links its node, unlocks, and
+ *   suspends (task) or FUTEX_WAITs on the node's `fired` (thread) until it
+ *   fires. A waiter leaving early (cancelled, timed out) locks and unlinks its
+ *   node; if the lock cannot be had because the future is SET, the setter
+ *   owns the node and is about to fire it: the waiter waits for `fired` and
+ *   takes the value (completion wins, see crew.h).
  */
 #include "internal.h"
 #include <errno.h>
@@ -27,143 +32,168 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { FUTURE_EMPTY = 0, FUTURE_SET = 1 };
+enum { FUTURE_EMPTY = 0, FUTURE_LOCKED = 1, FUTURE_SET = 2 };
 
 typedef struct crew__future_waiter crew__future_waiter;
 
 struct crew__future_waiter {
 	crew__future_waiter *prev, *next; /* on the future, under its lock */
-	crew_task *task;
+	crew_task *task;                  /* NULL: a plain thread */
 	uint32_t fired;                   /* atomic: set() is done with the node */
 };
 
 struct crew_future {
-	uint32_t state;          /* atomic */
-	uint32_t thread_waiters; /* atomic */
+	uint32_t state; /* atomic: EMPTY, EMPTY|LOCKED, SET */
 	void *value;
-	pthread_mutex_t lock;
 	crew__future_waiter *waiters;
 };
 
 crew_future *crew_future_new(void)
 {
 	crew_future *f = calloc(1, sizeof(*f));
-	if (!f) {
+	if (!f)
 		errno = ENOMEM;
-		return NULL;
-	}
-	pthread_mutex_init(&f->lock, NULL);
 	return f;
 }
 
 void crew_future_release(crew_future *f)
 {
-	if (!f)
-		return;
-	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
 bool crew_future_done(crew_future *f)
 {
+	/* acquire: pairs with set's release store; value is visible after */
 	return f && crew__load_acquire_32(&f->state) == FUTURE_SET;
+}
+
+/* Take the lock; false (without it) once the future is SET. The critical
+ * sections are a few stores; a holder that was preempted is waited out with
+ * sched_yield. */
+static bool future_lock(crew_future *f)
+{
+	unsigned spins = 0;
+	uint32_t s = crew__load_32(&f->state);
+	for (;;) {
+		if (s == FUTURE_SET)
+			return false;
+		/* full barrier (cas): the critical section stays after it */
+		if (s == FUTURE_EMPTY && crew__cas_32(&f->state, &s, FUTURE_LOCKED))
+			return true;
+		crew__spin_wait(&spins);
+		s = crew__load_32(&f->state);
+	}
+}
+
+static void future_unlock(crew_future *f)
+{
+	/* release: the list changes before the lock is seen free */
+	crew__store_release_32(&f->state, FUTURE_EMPTY);
+}
+
+static void future_link(crew_future *f, crew__future_waiter *n)
+{
+	n->prev = NULL;
+	n->next = f->waiters;
+	if (f->waiters)
+		f->waiters->prev = n;
+	f->waiters = n;
+}
+
+static void future_unlink(crew_future *f, crew__future_waiter *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		f->waiters = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+}
+
+static long futex(uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* Fire the nodes of a detached list (set's second half; f may be gone). */
+static void future_fire(crew__future_waiter *n)
+{
+	while (n) {
+		crew__future_waiter *next = n->next;
+		crew_task *t = n->task;
+		uint32_t *word = &n->fired;
+		/* release: our reads of the node happen before the waiter, seeing
+		 * fired, lets its frame go */
+		crew__store_release_32(word, 1);
+		if (t)
+			crew__task_wake(t);
+		else /* the thread may have returned already: at worst a spurious
+		      * wake of whatever waits on that stack address next */
+			futex(word, FUTEX_WAKE_PRIVATE, 1, NULL);
+		n = next;
+	}
 }
 
 int crew_future_set(crew_future *f, void *value)
 {
 	if (!f)
 		return -EINVAL;
-	pthread_mutex_lock(&f->lock);
-	if (f->state == FUTURE_SET) {
-		pthread_mutex_unlock(&f->lock);
+	if (!future_lock(f))
 		return -EALREADY;
-	}
 	f->value = value;
-	/* release: value before SET, for crew_future_done and lock-free readers */
-	crew__store_release_32(&f->state, FUTURE_SET);
-	crew__future_waiter *n = f->waiters;
+	crew__future_waiter *list = f->waiters;
 	f->waiters = NULL;
-	while (n) {
-		crew__future_waiter *next = n->next;
-		crew_task *t = n->task;
-		/* release: our reads of the node happen before the waiter, seeing
-		 * fired, lets its stack frame go */
-		crew__store_release_32(&n->fired, 1);
-		crew__task_wake(t);
-		n = next;
-	}
-	pthread_mutex_unlock(&f->lock);
-	/* store->load: SET before reading thread_waiters; pairs with the
-	 * increment in future_thread_wait */
-	crew__fence();
-	if (crew__load_32(&f->thread_waiters))
-		syscall(SYS_futex, &f->state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	/* release: value and the detached list before SET; unlocks too. The
+	 * last access to f (see Overview). */
+	crew__store_release_32(&f->state, FUTURE_SET);
+	future_fire(list);
 	return 0;
 }
 
-static int future_task_wait(crew_future *f, crew_task *self, uint64_t deadline)
+/* A task waits; the node is in this frame. */
+static int future_task_wait(crew_future *f, crew__worker *w, crew_task *self, uint64_t deadline)
 {
-	if (crew__task_cancelled(self))
-		return -ECANCELED;
 	crew__future_waiter node = { .task = self };
-	pthread_mutex_lock(&f->lock);
-	if (f->state == FUTURE_SET) {
-		pthread_mutex_unlock(&f->lock);
+	if (!future_lock(f))
 		return 0;
-	}
-	node.next = f->waiters;
-	if (f->waiters)
-		f->waiters->prev = &node;
-	f->waiters = &node;
-	pthread_mutex_unlock(&f->lock);
+	future_link(f, &node);
+	future_unlock(f);
 
-	uint32_t seq = 0;
-	if (deadline != UINT64_MAX) {
-		crew__worker *w = crew__worker_current();
-		seq = crew__timer_arm(self);
-		if (crew__timer_add(&w->timers, deadline, self, seq) != 0)
-			deadline = 0; /* no memory for the timer: time out at once */
-	}
-	int rc;
-	for (;;) {
-		if (crew__load_acquire_32(&node.fired)) {
-			rc = 0;
+	crew__deadline d;
+	int rc = crew__deadline_start(w, self, &d, deadline);
+	while (rc == 0) {
+		if (crew__load_acquire_32(&node.fired)) /* pairs with future_fire */
 			break;
-		}
-		if (crew__task_cancelled(self)) {
+		if (crew__task_cancelled(self))
 			rc = -ECANCELED;
-			break;
-		}
-		if (deadline != UINT64_MAX && (crew__timer_fired(self, seq) || deadline == 0)) {
+		else if (crew__deadline_passed(self, &d))
 			rc = -ETIMEDOUT;
-			break;
-		}
-		crew__task_suspend(self);
+		else
+			crew__task_suspend(self);
 	}
-	if (rc != 0) { /* leaving early: unlink, unless set() got there first */
-		pthread_mutex_lock(&f->lock);
-		if (crew__load_32(&node.fired)) {
-			rc = 0; /* set won the race: take the value */
-		} else {
-			if (node.prev)
-				node.prev->next = node.next;
-			else
-				f->waiters = node.next;
-			if (node.next)
-				node.next->prev = node.prev;
-		}
-		pthread_mutex_unlock(&f->lock);
+	if (rc != 0 && future_lock(f)) { /* leaving early: unlink */
+		future_unlink(f, &node);
+		future_unlock(f);
+	} else if (rc != 0) {
+		/* SET: set owns the node and fires it soon; completion wins */
+		while (!crew__load_acquire_32(&node.fired))
+			crew__task_suspend(self);
+		rc = 0;
 	}
-	if (deadline != UINT64_MAX)
-		crew__timer_disarm(self, seq); /* its entry, if still queued, goes stale */
+	crew__deadline_end(self, &d); /* no timer left behind */
 	return rc;
 }
 
+/* A plain thread waits on its node's futex word. */
 static int future_thread_wait(crew_future *f, uint64_t deadline)
 {
-	crew__faa_32(&f->thread_waiters, 1); /* full barrier: pairs with set's fence */
+	crew__future_waiter node = { .task = NULL };
+	if (!future_lock(f))
+		return 0;
+	future_link(f, &node);
+	future_unlock(f);
 	int rc = 0;
-	while (crew__load_acquire_32(&f->state) != FUTURE_SET) {
+	while (!crew__load_acquire_32(&node.fired)) { /* pairs with future_fire */
 		struct timespec ts, *tp = NULL;
 		if (deadline != UINT64_MAX) {
 			if (crew_now() >= deadline) {
@@ -174,11 +204,19 @@ static int future_thread_wait(crew_future *f, uint64_t deadline)
 			ts.tv_nsec = (long)(deadline % 1000000000u);
 			tp = &ts;
 		}
-		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline */
-		syscall(SYS_futex, &f->state, FUTEX_WAIT_BITSET_PRIVATE, FUTURE_EMPTY, tp, NULL,
-			FUTEX_BITSET_MATCH_ANY);
+		/* FUTEX_WAIT_BITSET: an absolute CLOCK_MONOTONIC deadline */
+		futex(&node.fired, FUTEX_WAIT_BITSET_PRIVATE, 0, tp);
 	}
-	crew__faa_32(&f->thread_waiters, (uint32_t)-1);
+	if (rc != 0) {
+		if (future_lock(f)) {
+			future_unlink(f, &node);
+			future_unlock(f);
+			return rc;
+		}
+		while (!crew__load_acquire_32(&node.fired))
+			futex(&node.fired, FUTEX_WAIT_BITSET_PRIVATE, 0, NULL);
+		rc = 0; /* set won the race: take the value */
+	}
 	return rc;
 }
 
@@ -188,8 +226,13 @@ int crew_future_await_until(crew_future *f, uint64_t deadline_ns, void **value)
 		return -EINVAL;
 	int rc = 0;
 	if (crew__load_acquire_32(&f->state) != FUTURE_SET) {
-		crew_task *self = crew_self();
-		rc = self ? future_task_wait(f, self, deadline_ns) : future_thread_wait(f, deadline_ns);
+		crew__worker *w = crew__worker_current();
+		crew_task *self = w ? w->current : NULL;
+		if (self)
+			rc = crew__task_cancelled(self) ? -ECANCELED :
+							  future_task_wait(f, w, self, deadline_ns);
+		else
+			rc = future_thread_wait(f, deadline_ns);
 	}
 	if (rc == 0 && value)
 		*value = f->value;

@@ -63,25 +63,34 @@ struct crew__worker {
 	int64_t finished;
 	uint32_t parked;         /* under rt->idle_lock: 1 while in the parked list */
 	int wake_fd;             /* eventfd: write 1 to unpark this worker */
+	/* read by idle workers that take over a busy worker's work (worker.c) */
+	crew_task *lifo __attribute__((aligned(64))); /* atomic: the task woken last here: runs next */
+	uint64_t tick_pub;       /* atomic: `tick`, so a watcher sees this worker is stuck */
+	/* due queue (due.c): tasks whose timers fired, in deadline order */
+	uint32_t due_lock;
+	uint32_t due_len;        /* atomic: read without the lock as a hint */
+	crew_task *due_head, *due_tail;
 
 	/* private part: only the owning thread */
 	unsigned id __attribute__((aligned(64)));
 	pthread_t thread;
 	crew__fiber sched;       /* the worker thread's own stack */
 	crew_task *current;      /* task running now (NULL in the scheduler) */
-	crew_task *lifo;         /* the task woken last by this worker: runs next */
 	unsigned lifo_runs;      /* consecutive picks from `lifo` */
 	int switch_reason;       /* why the running fiber switched back */
 	crew__stack *dead_stack; /* stack of a fiber that exited: release it */
 	uint64_t tick;
 	crew_task *fair_oldest;   /* deque top seen at the last fairness tick */
-	uint64_t fair_resume;     /* no starvation guard before this tick */
+	bool fair_due;           /* a yield reached the fairness tick: run it */
+	struct crew__watch *watch; /* per worker: what we saw it stuck on (worker.c) */
+	uint64_t watch_until;    /* look at busy workers again by then */
+	uint64_t park_until;     /* under rt->idle_lock: when our park times out */
 	uint64_t rng;
 	bool searching;
 	bool saw_shutdown;
 	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
-	crew__timer_heap timers;
-	crew__timer *expired;    /* scratch for timers that came due */
+	crew__timer_set timers;
+	crew__timer_due *expired; /* scratch for timers that came due */
 	crew_task **overflow;    /* scratch: half a deque moving to the inject queue */
 	size_t expired_cap;
 	crew__reactor reactor;
@@ -115,6 +124,7 @@ typedef struct crew__runtime {
 	pthread_mutex_t idle_lock;
 	unsigned *parked_ids;
 	uint32_t nparked;        /* atomic */
+	uint64_t park_min;       /* atomic, written under idle_lock: earliest park timeout */
 	uint32_t nsearching;     /* atomic */
 
 	/* task memory for non-worker threads (task.c) */
@@ -140,6 +150,7 @@ extern __thread crew__worker *crew__tls_worker;
 crew_task *crew__task_alloc(crew__worker *w);
 void crew__task_unref(crew_task *t);
 void crew__task_wake(crew_task *t);
+bool crew__task_claim(crew_task *t);
 void crew__task_suspend(crew_task *t);
 void crew__task_run_body(crew_task *t);
 bool crew__task_cancelled(crew_task *t);
@@ -174,11 +185,41 @@ static inline bool crew__timer_disarm(crew_task *t, uint32_t seq)
 	return crew__cas_32(&t->wait_seq, &expected, seq + 1);
 }
 
+/* A deadline on one wait of the calling task: the timer node lives in the
+ * waiting function's frame (timer.h). */
+typedef struct crew__deadline {
+	crew__timer tm;
+	uint32_t seq;
+	bool armed;
+} crew__deadline;
+
+/* Arm a timer for `deadline` on worker w (UINT64_MAX: none). 0, or -ENOMEM
+ * (nothing armed). */
+static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
+				       uint64_t deadline);
+/* The deadline passed (the timer fired and woke us). */
+static inline bool crew__deadline_passed(crew_task *t, const crew__deadline *d)
+{
+	return d->armed && crew__timer_fired(t, d->seq);
+}
+/* The wait ends for another reason: remove the timer so the set holds only
+ * live waits. true: we ended it; false: the timer fired first (a completion
+ * that won the race, see crew.h). Must be called before the frame goes. */
+static inline bool crew__deadline_end(crew_task *t, crew__deadline *d)
+{
+	if (!d->armed)
+		return true;
+	d->armed = false;
+	crew__timer_remove(&d->tm); /* after this no expirer can see the node */
+	return crew__timer_disarm(t, d->seq);
+}
+
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
 void crew__worker_yield(crew__worker *w, crew_task *t);
 void crew__schedule(crew_task *t, bool woken);
+void crew__worker_timer_added(crew__worker *w, uint64_t deadline, uint64_t prev_next);
 int64_t crew__tasks_unfinished(crew__runtime *rt);
 
 /* run.c */
@@ -193,9 +234,15 @@ static inline bool crew__inject_empty(crew__runtime *rt)
 	return crew__load_acquire_u64(&rt->inject_len) == 0;
 }
 
+/* due.c */
+void crew__due_push(crew__worker *w, crew_task *head, crew_task *tail, unsigned n);
+crew_task *crew__due_pop(crew__worker *w);
+crew_task *crew__due_steal(crew__worker *thief, crew__worker *v);
+
 /* idle.c */
 void crew__idle_notify(crew__runtime *rt);
 void crew__idle_notify_all(crew__runtime *rt);
+void crew__idle_wake_watcher(crew__runtime *rt);
 bool crew__idle_start_search(crew__runtime *rt, crew__worker *w);
 void crew__idle_end_search(crew__runtime *rt, crew__worker *w, bool found);
 void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at);
@@ -231,5 +278,23 @@ void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold
 #if defined(CREW_DEBUG)
 void crew__die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn, cold));
 #endif
+
+static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
+				       uint64_t deadline)
+{
+	d->armed = false;
+	d->tm.home = NULL;
+	if (deadline == UINT64_MAX)
+		return 0;
+	d->seq = crew__timer_arm(t);
+	uint64_t prev_next = crew__timer_next(&w->timers);
+	int rc = crew__timer_add(&w->timers, &d->tm, deadline, t, d->seq);
+	if (rc == 0) {
+		d->armed = true;
+		if (deadline < prev_next)
+			crew__worker_timer_added(w, deadline, prev_next);
+	}
+	return rc;
+}
 
 #endif /* CREW_INTERNAL_H */

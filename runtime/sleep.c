@@ -1,11 +1,12 @@
 /*
  * sleep.c - crew_now, crew_sleep, crew_sleep_until.
  *
- * A sleeping task puts a timer on the heap of the worker it runs on (owner
- * only, no lock) and suspends. That worker wakes it when the deadline passes,
- * even if the task would next run elsewhere. Who ended the wait is settled on
- * the task's wait_seq (see timer.h): the expiring worker, or the task leaving
- * early (cancelled).
+ * A sleeping task puts a timer node (in its own frame) into the timer set of
+ * the worker it runs on and suspends. That worker (or an idle one, when it is
+ * busy: worker.c) wakes it when the deadline passes, even if the task would
+ * next run elsewhere. Who ended the wait is settled on the task's wait_seq
+ * (see timer.h): the expirer, or the task leaving early (cancelled), which
+ * removes its node first.
  */
 #include "internal.h"
 #include <errno.h>
@@ -18,19 +19,21 @@ uint64_t crew_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Sleep until `deadline_ns`, known to be in the future or not. */
+/* Sleep until `deadline_ns`, known to be in the future or not. A cancel
+ * that races with the deadline: whichever settles wait_seq first wins (a
+ * sleep whose timer already fired returns 0, see crew.h). */
 static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
 {
-	uint32_t seq = crew__timer_arm(t);
-	int rc = crew__timer_add(&w->timers, deadline_ns, t, seq);
+	crew__deadline d;
+	int rc = crew__deadline_start(w, t, &d, deadline_ns);
 	if (rc)
-		return rc;
+		return rc; /* -ENOMEM: the timer set could not grow */
 	for (;;) {
 		crew__task_suspend(t);
-		if (crew__timer_fired(t, seq))
+		if (crew__deadline_passed(t, &d))
 			return 0; /* the worker saw the deadline pass: no clock read */
 		if (crew__task_cancelled(t))
-			return crew__timer_disarm(t, seq) ? -ECANCELED : 0;
+			return crew__deadline_end(t, &d) ? -ECANCELED : 0;
 		/* a spurious wake: suspend again, the timer is still set */
 	}
 }

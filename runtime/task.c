@@ -260,24 +260,31 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 
 /* ---- wake and suspend ---- */
 
-void crew__task_wake(crew_task *t)
+/* The wake protocol: true when the caller moved t from idle to SCHEDULED and
+ * must queue it; false when there is nothing to queue (finished, already
+ * queued, or running: then NOTIFIED makes its worker requeue it). */
+bool crew__task_claim(crew_task *t)
 {
 	uint32_t s = crew__load_32(&t->state);
 	for (;;) {
 		if (s & (CREW_T_DONE | CREW_T_SCHEDULED))
-			return; /* finished, or already queued */
+			return false; /* finished, or already queued */
 		if (s & CREW_T_RUNNING) {
 			if (s & CREW_T_NOTIFIED)
-				return;
+				return false;
 			if (crew__cas_32(&t->state, &s, s | CREW_T_NOTIFIED))
-				return; /* its worker reschedules it when it switches out */
+				return false; /* its worker reschedules it when it switches out */
 			continue;
 		}
-		if (crew__cas_32(&t->state, &s, s | CREW_T_SCHEDULED)) {
-			crew__schedule(t, true);
-			return;
-		}
+		if (crew__cas_32(&t->state, &s, s | CREW_T_SCHEDULED))
+			return true;
 	}
+}
+
+void crew__task_wake(crew_task *t)
+{
+	if (crew__task_claim(t))
+		crew__schedule(t, true);
 }
 
 /* Switch the running task out; its worker decides (worker.c) whether it goes

@@ -2,20 +2,32 @@
  * worker.c - the loop a worker thread runs.
  *
  *   loop {
- *     task = LIFO slot (the task this worker woke last; at most 3 in a row
- *            while other tasks wait)
+ *     task = every 61st pick (or when a yield asks): reactor completions and
+ *            due timers, the global inject queue, the due queue's head, own
+ *            deque top if the same task has been there since the previous
+ *            tick (starvation guard)
+ *            ?: LIFO slot (the task this worker woke last; at most 3 in a row
+ *               while other tasks wait)
  *            ?: own deque bottom (LIFO)
- *            ?: every 61st pick: reactor completions (and overdue timers),
- *               the global inject queue, then own deque top if the same task
- *               has been there since the previous tick (starvation guard)
+ *            ?: due queue (tasks whose timers fired, deadline order, due.c)
  *            ?: tasks that yielded (moved into the deque, FIFO order)
  *            ?: global inject queue (a batch)
  *            ?: timers due / reactor completions
- *            ?: steal half of a random victim's deque (at most half the
- *               workers search at once, idle.c)
+ *            ?: steal half of a random victim's deque, else of its due queue
+ *               (at most half the workers search at once, idle.c)
+ *            ?: take over the LIFO task and due timers of a worker stuck in
+ *               one task for CREW_GRACE_NS (work conservation, below)
  *            ?: park in the reactor (idle.c) until a wake-up, timer or I/O
  *     switch to the task's fiber; when it switches back, settle its state
  *   }
+ *
+ * Work conservation: a worker that computes without suspending cannot run
+ * its LIFO slot or expire its timers. An idle worker watches busy workers
+ * (their published tick) and, when one has had the same task for
+ * CREW_GRACE_NS while work waited on it, takes that work (Go's idle Ps do
+ * the same with runnext and other Ps' timers). Parked workers time their
+ * park so that they come back to look, and a worker that puts work where
+ * only a watcher can take it wakes a parked worker that is not watching.
  *
  * The scheduler code runs on the worker thread's own stack and never
  * migrates; task code (fibers) may resume on any worker.
@@ -29,7 +41,13 @@
 #define CREW_STEAL_MAX 256
 #define CREW_TRIM_NS 1000000000ull
 #define CREW_LIFO_MAX 3
-#define CREW_TIMER_SLACK_NS 1000000ull
+#define CREW_GRACE_NS 1000000ull /* a stuck worker's work is taken after this */
+
+/* What a watcher saw of another worker (work conservation). */
+struct crew__watch {
+	uint64_t tick;  /* the worker's tick when first seen with work waiting */
+	uint64_t since; /* when; 0: not watching */
+};
 
 /* ---- queuing ---- */
 
@@ -49,24 +67,33 @@ void crew__worker_enqueue(crew__worker *w, crew_task *t)
 		crew__inject_push(crew__rt, t);
 }
 
+/* Put t in w's LIFO slot; returns the slot's previous occupant (or NULL).
+ * Atomic exchange: an idle worker may take the slot's task (take-over). */
+static crew_task *worker_lifo_put(crew__runtime *rt, crew__worker *w, crew_task *t)
+{
+	crew_task *prev = crew__fas_ptr(&w->lifo, t);
+	/* Only a watcher can take the slot from a busy worker: make sure one
+	 * looks if all idle workers park without a timeout. */
+	if (!prev && crew__load_32(&rt->nparked) &&
+	    crew__load_acquire_u64(&rt->park_min) == UINT64_MAX)
+		crew__idle_wake_watcher(rt);
+	return prev;
+}
+
 /* Make a SCHEDULED task runnable: on our own deque when called on a worker,
  * else on the inject queue. A task woken on a worker goes to its LIFO slot
  * and runs right after the current task (the message-passing pattern: a
  * future set, then its awaiter runs, cache-warm); the slot's previous
- * occupant moves to the deque. A task in the slot is not stealable, so only
- * a push to the deque notifies idle workers. */
+ * occupant moves to the deque. A task in the slot is stealable only by the
+ * take-over of a stuck worker, so only a push to the deque notifies idle
+ * workers. */
 void crew__schedule(crew_task *t, bool woken)
 {
 	crew__runtime *rt = crew__rt;
 	crew__worker *w = crew__worker_current();
 	if (w) {
-		if (woken) {
-			crew_task *prev = w->lifo;
-			w->lifo = t;
-			if (!prev)
-				return;
-			t = prev;
-		}
+		if (woken && !(t = worker_lifo_put(rt, w, t)))
+			return;
 		crew__worker_enqueue(w, t);
 		/* No fence here: if a parking worker misses this task, we are alive
 		 * and run it ourselves; only parallelism is delayed. */
@@ -78,60 +105,78 @@ void crew__schedule(crew_task *t, bool woken)
 
 /* ---- timers ---- */
 
-/* Wake the tasks whose timers came due (all of them with `all`, at shutdown),
- * in reverse deadline order: the deque is LIFO, so the earliest runs first. */
-static void worker_expire_timers(crew__worker *w, bool all)
+/* Expire the timers of `set` due at `now` (all of them with UINT64_MAX, at
+ * shutdown) and queue their tasks on w's due queue, in deadline order.
+ * `set` is w's own, or a stuck worker's (take-over). Returns how many tasks
+ * were queued. */
+static unsigned worker_expire_timers(crew__worker *w, crew__timer_set *set, uint64_t now)
 {
-	uint64_t now = all ? UINT64_MAX : crew_now();
-	if (crew__timer_next(&w->timers) > now)
-		return;
-	size_t n = 0;
+	bool all = now == UINT64_MAX;
+	crew_task *head = NULL, *tail = NULL;
+	unsigned queued = 0;
 	for (;;) {
-		if (n == w->expired_cap) {
-			size_t cap = w->expired_cap ? w->expired_cap * 2 : 64;
-			crew__timer *e = realloc(w->expired, cap * sizeof(*e));
+		if (w->expired_cap == 0) {
+			crew__timer_due *e = malloc(256 * sizeof(*e));
 			if (!e)
-				break; /* wake what we have; the rest stays in the heap */
+				break; /* the timers stay in the set: expired on a later poll */
 			w->expired = e;
-			w->expired_cap = cap;
+			w->expired_cap = 256;
 		}
-		size_t k = crew__timer_expire(&w->timers, now, w->expired + n, w->expired_cap - n);
-		n += k;
+		size_t n = crew__timer_expire(set, now, w->expired, w->expired_cap);
+		for (size_t i = 0; i < n; i++) {
+			crew_task *t = w->expired[i].task;
+			/* shutdown: wake without firing, the wait sees the flag;
+			 * else settle the wait (timer.h): a failed CAS means the task
+			 * already left that wait */
+			if (!all && !crew__timer_disarm(t, w->expired[i].wait_seq))
+				continue;
+			if (!crew__task_claim(t))
+				continue; /* running (now NOTIFIED) or queued already */
+			t->next = NULL;
+			if (tail)
+				tail->next = t;
+			else
+				head = t;
+			tail = t;
+			queued++;
+		}
 		if (n < w->expired_cap)
 			break;
 	}
-	/* The batch now sits in the deque in deadline order; the starvation
-	 * guard, which would let its last task (the deque's top) in first, waits
-	 * until the whole batch could have run. */
-	if (!all)
-		w->fair_resume = w->tick + n;
-	while (n-- > 0) {
-		crew_task *t = w->expired[n].task;
-		uint32_t seq = w->expired[n].wait_seq;
-		if (all) /* shutdown: wake without firing; the wait sees the flag */
-			crew__task_wake(t);
-		else if (crew__timer_disarm(t, seq)) /* we end the wait (timer.h) */
-			crew__task_wake(t);
-		/* else stale: the task already left that wait */
+	if (head) {
+		crew__due_push(w, head, tail, queued);
+		crew__idle_notify(crew__rt); /* others may steal the younger half */
 	}
+	return queued;
 }
 
-/* Reap reactor completions without blocking; wake the tasks whose timers
- * came due. Timers are expired when this worker has nothing else queued, so
- * that the tasks of one expiry all run before those of the next (deadline
- * order across batches); a busy worker still expires them on its fairness
- * tick once they are CREW_TIMER_SLACK_NS overdue. */
-static void worker_poll(crew__worker *w, bool busy)
+/* Reap reactor completions without blocking; queue the tasks whose timers
+ * came due (they run in deadline order from the due queue, however far
+ * behind this worker is). */
+static void worker_poll(crew__worker *w)
 {
 	crew__runtime *rt = crew__rt;
 	if (CREW_UNLIKELY(!w->saw_shutdown && crew__load_32(&rt->shutdown))) {
 		w->saw_shutdown = true;
-		worker_expire_timers(w, true);
+		worker_expire_timers(w, &w->timers, UINT64_MAX);
 	}
 	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
-	uint64_t next = crew__timer_next(&w->timers);
-	if (next != UINT64_MAX && (!busy || crew_now() >= next + CREW_TIMER_SLACK_NS))
-		worker_expire_timers(w, false);
+	if (crew__timer_next(&w->timers) != UINT64_MAX)
+		worker_expire_timers(w, &w->timers, crew_now());
+}
+
+/* A task's timed wait armed a timer here: when it is this worker's new
+ * earliest, a parked worker that would not come back in time to take it
+ * over (should we get stuck) is woken to re-time its park. */
+void crew__worker_timer_added(crew__worker *w, uint64_t deadline, uint64_t prev_next)
+{
+	(void)w;
+	crew__runtime *rt = crew__rt;
+	if (deadline >= prev_next || !crew__load_32(&rt->nparked))
+		return;
+	uint64_t by = deadline > UINT64_MAX - CREW_GRACE_NS ? UINT64_MAX : deadline + CREW_GRACE_NS;
+	if (crew__load_acquire_u64(&rt->park_min) > by)
+		crew__idle_wake_watcher(rt);
 }
 
 /* ---- picking the next task ---- */
@@ -184,12 +229,13 @@ static crew_task *worker_take_yielded(crew__worker *w)
 	return crew__deque_pop(&w->deque);
 }
 
-/* The LIFO slot, else the deque's bottom. */
+/* The LIFO slot, else the deque's bottom. The slot is taken with an
+ * exchange: a watcher may take it at the same time (take-over). */
 static crew_task *worker_pop_local(crew__worker *w)
 {
-	crew_task *t = w->lifo;
-	if (t && (w->lifo_runs < CREW_LIFO_MAX || crew__deque_empty(&w->deque))) {
-		w->lifo = NULL;
+	crew_task *t = crew__load_ptr(&w->lifo);
+	if (t && (w->lifo_runs < CREW_LIFO_MAX || crew__deque_empty(&w->deque)) &&
+	    (t = crew__fas_ptr(&w->lifo, NULL))) {
 		w->lifo_runs++;
 		return t;
 	}
@@ -197,37 +243,52 @@ static crew_task *worker_pop_local(crew__worker *w)
 	return crew__deque_pop(&w->deque);
 }
 
+/* Every CREW_FAIR_TICK-th pick: what the fast paths would otherwise starve
+ * (completions, timers, the inject queue, the due queue, the deque's top). */
+static crew_task *worker_next_fair(crew__runtime *rt, crew__worker *w)
+{
+	crew_task *t;
+	worker_poll(w);
+	if ((t = crew__inject_pop(rt, w)) || (t = crew__due_pop(w)))
+		return t;
+	/* Starvation guard: the oldest task (our deque's top) runs now if it
+	 * already sat there at the previous tick, a whole interval ago;
+	 * younger tasks keep their LIFO order. */
+	crew_task *oldest = crew__deque_peek_top(&w->deque);
+	if (oldest && oldest == w->fair_oldest) {
+		t = crew__deque_steal(&w->deque);
+		if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY) {
+			w->fair_oldest = NULL;
+			return t;
+		}
+	}
+	w->fair_oldest = oldest;
+	return NULL;
+}
+
 static crew_task *worker_next(crew__worker *w)
 {
 	crew__runtime *rt = crew__rt;
 	crew_task *t;
-	if (CREW_UNLIKELY(++w->tick % CREW_FAIR_TICK == 0)) {
-		worker_poll(w, true);
-		if ((t = crew__inject_pop(rt, w)))
+	/* relaxed: a watcher only compares it with what it saw before */
+	crew__store_64((int64_t *)&w->tick_pub, (int64_t)++w->tick);
+	if (CREW_UNLIKELY(w->tick % CREW_FAIR_TICK == 0 || w->fair_due)) {
+		w->fair_due = false;
+		if ((t = worker_next_fair(rt, w)))
 			return t;
-		/* Starvation guard: the oldest task (our deque's top) runs now if
-		 * it already sat there at the previous tick, a whole interval ago;
-		 * younger tasks keep their LIFO (and deadline) order. */
-		crew_task *oldest = crew__deque_peek_top(&w->deque);
-		if (w->tick < w->fair_resume)
-			oldest = NULL; /* a timer batch is running in order */
-		if (oldest && oldest == w->fair_oldest) {
-			t = crew__deque_steal(&w->deque);
-			if (t != CREW_STEAL_EMPTY && t != CREW_STEAL_RETRY) {
-				w->fair_oldest = NULL;
-				return t;
-			}
-		}
-		w->fair_oldest = oldest;
 	}
 	if ((t = worker_pop_local(w)))
 		return t;
 	w->fair_oldest = NULL; /* the deque ran dry: whatever comes is new */
+	if ((t = crew__due_pop(w)))
+		return t;
 	if (w->yield_head)
 		return worker_take_yielded(w);
 	if (!crew__inject_empty(rt) && (t = crew__inject_pop(rt, w)))
 		return t;
-	worker_poll(w, false); /* timers and completions may wake tasks */
+	worker_poll(w); /* timers and completions may wake tasks */
+	if ((t = crew__due_pop(w)))
+		return t;
 	return worker_pop_local(w);
 }
 
@@ -256,13 +317,61 @@ static crew_task *worker_steal_from(crew__worker *w, crew__worker *v)
 		else
 			crew__worker_enqueue(w, t);
 	}
-	return first;
+	return first ? first : crew__due_steal(w, v);
+}
+
+/* Work conservation (see the top of this file): take the waiting work of a
+ * worker that has run the same task for CREW_GRACE_NS. Sets w->watch_until
+ * to when we should look again (UINT64_MAX: nothing to watch). */
+static crew_task *worker_take_over(crew__runtime *rt, crew__worker *w)
+{
+	w->watch_until = UINT64_MAX;
+	if (!w->watch)
+		return NULL;
+	uint64_t now = 0;
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		crew__worker *v = &rt->workers[i];
+		struct crew__watch *seen = &w->watch[i];
+		if (v == w || crew__load_32(&v->parked)) {
+			seen->since = 0; /* a parked worker's ring times its own timers */
+			continue;
+		}
+		if (!now)
+			now = crew_now();
+		uint64_t next = crew__timer_next(&v->timers);
+		bool lifo = crew__load_ptr(&v->lifo) != NULL;
+		uint64_t tick = (uint64_t)crew__load_64((const int64_t *)&v->tick_pub);
+		uint64_t look;
+		if (!lifo && next > now) {
+			seen->since = 0; /* nothing waits yet; maybe at its next timer */
+			look = next > UINT64_MAX - CREW_GRACE_NS ? UINT64_MAX : next + CREW_GRACE_NS;
+		} else if (!seen->since || seen->tick != tick) {
+			*seen = (struct crew__watch){ tick, now }; /* start watching */
+			look = now + CREW_GRACE_NS;
+		} else if (now < seen->since + CREW_GRACE_NS) {
+			look = seen->since + CREW_GRACE_NS;
+		} else {
+			/* stuck on one task for the whole grace: take its work */
+			seen->since = 0;
+			worker_expire_timers(w, &v->timers, now);
+			crew_task *t = crew__load_ptr(&v->lifo);
+			if (t && crew__cas_ptr(&v->lifo, t, NULL))
+				return t;
+			if ((t = crew__due_pop(w)))
+				return t;
+			continue;
+		}
+		if (look < w->watch_until)
+			w->watch_until = look;
+	}
+	return NULL;
 }
 
 static crew_task *worker_search(crew__worker *w)
 {
 	crew__runtime *rt = crew__rt;
 	unsigned n = rt->nworkers;
+	w->watch_until = UINT64_MAX;
 	if (n < 2 || !crew__idle_start_search(rt, w))
 		return crew__inject_pop(rt, w);
 	crew_task *t = NULL;
@@ -277,6 +386,8 @@ static crew_task *worker_search(crew__worker *w)
 		if (!t)
 			t = crew__inject_pop(rt, w);
 	}
+	if (!t)
+		t = worker_take_over(rt, w);
 	crew__idle_end_search(rt, w, t != NULL);
 	return t;
 }
@@ -332,26 +443,30 @@ static void worker_prepare(crew__worker *w, crew_task *t)
 
 /*
  * crew_yield: switch straight to the next local task, without a trip
- * through the scheduler: the next task is the deque's bottom, else the head
- * of the yield list; the yielding task goes to the tail of the yield list.
- * Every CREW_FAIR_TICK-th yield, or when nothing else is runnable here, it
- * goes through the scheduler instead, which polls timers, the inject queue
- * and the reactor and makes yielded tasks stealable.
+ * through the scheduler: the next task is the LIFO slot, the deque's bottom,
+ * else the head of the yield list; the yielding task goes to the tail of the
+ * yield list. Every CREW_FAIR_TICK-th yield, when tasks wait in the due
+ * queue, or when nothing else is runnable here, it goes through the
+ * scheduler instead, and asks for its fairness pick (fair_due): timers,
+ * completions and the inject queue are served however many tasks keep
+ * yielding here, and yielded tasks become stealable.
  */
 void crew__worker_yield(crew__worker *w, crew_task *t)
 {
 	crew_task *n = NULL;
 	if (CREW_LIKELY(++w->tick % CREW_FAIR_TICK != 0)) {
-		if ((n = w->lifo)) {
-			w->lifo = NULL;
+		if (crew__load_ptr(&w->lifo) && (n = crew__fas_ptr(&w->lifo, NULL))) {
 			worker_prepare(w, n);
 		} else if (!crew__deque_empty(&w->deque) && (n = crew__deque_pop(&w->deque))) {
 			worker_prepare(w, n);
-		} else if ((n = w->yield_head)) { /* already RUNNING: no atomics */
+		} else if (crew__load_32(&w->due_len) == 0 && (n = w->yield_head)) {
+			/* already RUNNING: no atomics */
 			w->yield_head = n->next;
 			if (!w->yield_head)
 				w->yield_tail = NULL;
 		}
+	} else {
+		w->fair_due = true;
 	}
 	if (!n) {
 		w->switch_reason = CREW_SWITCH_YIELD;
@@ -400,6 +515,8 @@ int64_t crew__tasks_unfinished(crew__runtime *rt)
 static void worker_park(crew__runtime *rt, crew__worker *w)
 {
 	uint64_t wake_at = crew__timer_next(&w->timers);
+	if (w->watch_until < wake_at)
+		wake_at = w->watch_until; /* come back to look at a busy worker */
 	if (w->stack_free_count > CREW_STACK_HOT) {
 		uint64_t now = crew_now();
 		if (now >= w->trim_at) {
@@ -440,8 +557,13 @@ void *crew__worker_main(void *arg)
 	crew__tls_worker = w;
 	crew__fiber_init_thread(&w->sched);
 	w->trim_at = crew_now() + CREW_TRIM_NS;
+	w->watch_until = UINT64_MAX;
+	/* no memory for it: this worker just does not take over others' work */
+	w->watch = calloc(crew__rt->nworkers, sizeof(*w->watch));
 	crew__overflow_thread_init(w);
 	worker_loop(w);
+	free(w->watch);
+	w->watch = NULL;
 	crew__stack_drop_all(w);
 	crew__overflow_thread_fini(w);
 	crew__tls_worker = NULL;
