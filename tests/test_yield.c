@@ -138,7 +138,9 @@ Test(yield, progress_4_workers, .timeout = CREWT_TIMEOUT(60)) { relay_race(4); }
 typedef struct starve {
 	atomic_int flag;
 	crew_future *f;
-	int spun_out;
+	int spinners;     /* tasks yielding in a loop on the one worker (0: 1) */
+	bool by_spawn;    /* a plain thread spawns the task that sets the flag */
+	atomic_int spun_out;
 } starve;
 
 static void *wake_by_timer(void *p)
@@ -163,6 +165,22 @@ static void *set_from_thread(void *p)
 	return NULL;
 }
 
+static void *raise_flag(void *p)
+{
+	starve *s = p;
+	atomic_store(&s->flag, 1);
+	return NULL;
+}
+
+/* A plain thread spawns a task (it goes through the inject queue). */
+static void *spawn_from_thread(void *p)
+{
+	crew_task *t = crew_spawn(raise_flag, p);
+	if (t)
+		crew_detach(t);
+	return NULL;
+}
+
 static void *spin_until_flag(void *p)
 {
 	starve *s = p;
@@ -170,7 +188,7 @@ static void *spin_until_flag(void *p)
 	uint64_t give_up = crew_now() + 10 * CREWT_SEC;
 	while (!atomic_load(&s->flag)) {
 		if (crew_now() > give_up) {
-			s->spun_out = 1;
+			atomic_store(&s->spun_out, 1);
 			break;
 		}
 		crew_yield();
@@ -181,14 +199,20 @@ static void *spin_until_flag(void *p)
 static void *starve_main(void *arg)
 {
 	starve *s = arg;
-	crew_task *spinner = crew_spawn(spin_until_flag, s);
-	crew_task *waker = crew_spawn(s->f ? wake_by_future : wake_by_timer, s);
+	int n = s->spinners ? s->spinners : 1;
+	crew_task *spinner[8];
+	for (int i = 0; i < n; i++)
+		spinner[i] = crew_spawn(spin_until_flag, s);
+	crew_task *waker = s->by_spawn ? NULL : crew_spawn(s->f ? wake_by_future : wake_by_timer, s);
 	pthread_t th;
 	bool thread = false;
-	if (s->f && crew_yield() == 0) /* let the waker start awaiting */
-		thread = pthread_create(&th, NULL, set_from_thread, s->f) == 0;
-	crew_join(spinner, NULL);
-	crew_join(waker, NULL);
+	if ((s->f || s->by_spawn) && crew_yield() == 0) /* let the waker start awaiting */
+		thread = pthread_create(&th, NULL, s->by_spawn ? spawn_from_thread : set_from_thread,
+					s->by_spawn ? (void *)s : (void *)s->f) == 0;
+	for (int i = 0; i < n; i++)
+		crew_join(spinner[i], NULL);
+	if (waker)
+		crew_join(waker, NULL);
 	if (thread)
 		pthread_join(th, NULL);
 	return NULL;
@@ -198,7 +222,7 @@ Test(yield, yield_loop_lets_timers_fire, .timeout = CREWT_TIMEOUT(30))
 {
 	starve s = {0};
 	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
-	cr_expect_eq(s.spun_out, 0, "a task yielding in a loop starved a 5 ms sleep for 10 s");
+	cr_expect_eq(atomic_load(&s.spun_out), 0, "a task yielding in a loop starved a 5 ms sleep for 10 s");
 	cr_expect_eq(atomic_load(&s.flag), 1);
 }
 
@@ -207,7 +231,85 @@ Test(yield, yield_loop_lets_thread_wakeups_in, .timeout = CREWT_TIMEOUT(30))
 	starve s = {.f = crew_future_new()};
 	cr_assert_not_null(s.f);
 	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
-	cr_expect_eq(s.spun_out, 0, "a task yielding in a loop starved a future set by a thread");
+	cr_expect_eq(atomic_load(&s.spun_out), 0, "a task yielding in a loop starved a future set by a thread");
 	cr_expect_eq(atomic_load(&s.flag), 1);
 	crew_future_release(s.f);
+}
+
+/* Several tasks yielding to each other on one worker: the yield fast path
+ * switches between them directly, and must still let the scheduler serve
+ * timers, the reactor and the inject queue (it once never did: the fast path
+ * and the scheduler both advanced the tick, so the fairness pick never came). */
+Test(yield, yielders_let_timers_fire, .timeout = CREWT_TIMEOUT(30))
+{
+	starve s = {.spinners = 3};
+	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
+	cr_expect_eq(atomic_load(&s.spun_out), 0, "3 yielding tasks starved a 5 ms sleep for 10 s");
+	cr_expect_eq(atomic_load(&s.flag), 1);
+}
+
+Test(yield, yielders_let_thread_wakeups_in, .timeout = CREWT_TIMEOUT(30))
+{
+	starve s = {.f = crew_future_new(), .spinners = 3};
+	cr_assert_not_null(s.f);
+	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
+	cr_expect_eq(atomic_load(&s.spun_out), 0, "3 yielding tasks starved a future set by a thread");
+	cr_expect_eq(atomic_load(&s.flag), 1);
+	crew_future_release(s.f);
+}
+
+Test(yield, yielders_let_thread_spawns_run, .timeout = CREWT_TIMEOUT(30))
+{
+	starve s = {.by_spawn = true, .spinners = 3};
+	cr_assert_eq(crewt_run(1, starve_main, &s, NULL), 0);
+	cr_expect_eq(atomic_load(&s.spun_out), 0, "3 yielding tasks starved a task spawned by a thread");
+	cr_expect_eq(atomic_load(&s.flag), 1);
+}
+
+/* ---- shutdown while tasks do nothing but yield ---- */
+
+static atomic_int yield_loops_ended;
+
+static void *yield_until_cancelled(void *p)
+{
+	(void)p;
+	while (crew_yield() == 0)
+		;
+	atomic_fetch_add(&yield_loops_ended, 1);
+	return NULL;
+}
+
+static void *leave_yielders_behind(void *p)
+{
+	int n = *(int *)p;
+	for (int i = 0; i < n; i++) {
+		crew_task *t = crew_spawn(yield_until_cancelled, NULL);
+		if (!t)
+			return (void *)1;
+		crew_detach(t);
+	}
+	/* they start and yield to each other; main's own timer must still fire
+	 * for the shutdown to begin */
+	return crew_sleep(CREWT_MS) == 0 ? NULL : (void *)2;
+}
+
+/* main returns while its detached tasks yield in a loop: shutdown must reach
+ * them (crew_yield returns -ECANCELED) and crew_run must return. */
+static void shutdown_with_yielders(unsigned workers, int n)
+{
+	atomic_store(&yield_loops_ended, 0);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(workers, leave_yielders_behind, &n, &res), 0);
+	cr_assert_null(res);
+	cr_expect_eq(atomic_load(&yield_loops_ended), n);
+}
+
+Test(yield, shutdown_with_yield_loops_1_worker, .timeout = CREWT_TIMEOUT(30))
+{
+	shutdown_with_yielders(1, 3);
+}
+
+Test(yield, shutdown_with_yield_loops_2_workers, .timeout = CREWT_TIMEOUT(30))
+{
+	shutdown_with_yielders(2, 5);
 }
