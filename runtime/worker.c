@@ -45,8 +45,8 @@
 
 /* What a watcher saw of another worker (work conservation). */
 struct crew__watch {
-	uint64_t tick;  /* the worker's tick when first seen with work waiting */
-	uint64_t since; /* when; 0: not watching */
+	uint64_t tick;  /* the worker's published tick at our last look */
+	uint64_t since; /* when we first saw that tick (0: never looked) */
 };
 
 /* ---- queuing ---- */
@@ -325,44 +325,36 @@ static crew_task *worker_steal_from(crew__worker *w, crew__worker *v)
  * to when we should look again (UINT64_MAX: nothing to watch). */
 static crew_task *worker_take_over(crew__runtime *rt, crew__worker *w)
 {
-	w->watch_until = UINT64_MAX;
 	if (!w->watch)
 		return NULL;
 	uint64_t now = 0;
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		crew__worker *v = &rt->workers[i];
 		struct crew__watch *seen = &w->watch[i];
-		if (v == w || crew__load_32(&v->parked)) {
-			seen->since = 0; /* a parked worker's ring times its own timers */
-			continue;
-		}
+		if (v == w || crew__load_32(&v->parked))
+			continue; /* a parked worker's ring times its own timers */
 		if (!now)
 			now = crew_now();
+		/* relaxed: compared only with what we saw at an earlier look */
+		uint64_t tick = (uint64_t)crew__load_64((const int64_t *)&v->tick_pub);
+		if (seen->tick != tick || !seen->since)
+			*seen = (struct crew__watch){ tick, now }; /* it moved on */
+		uint64_t stuck_at = seen->since + CREW_GRACE_NS; /* stuck from then on */
 		uint64_t next = crew__timer_next(&v->timers);
 		bool lifo = crew__load_ptr(&v->lifo) != NULL;
-		uint64_t tick = (uint64_t)crew__load_64((const int64_t *)&v->tick_pub);
-		uint64_t look;
-		if (!lifo && next > now) {
-			seen->since = 0; /* nothing waits yet; maybe at its next timer */
-			look = next > UINT64_MAX - CREW_GRACE_NS ? UINT64_MAX : next + CREW_GRACE_NS;
-		} else if (!seen->since || seen->tick != tick) {
-			*seen = (struct crew__watch){ tick, now }; /* start watching */
-			look = now + CREW_GRACE_NS;
-		} else if (now < seen->since + CREW_GRACE_NS) {
-			look = seen->since + CREW_GRACE_NS;
-		} else {
-			/* stuck on one task for the whole grace: take its work */
-			seen->since = 0;
-			worker_expire_timers(w, &v->timers, now);
-			crew_task *t = crew__load_ptr(&v->lifo);
-			if (t && crew__cas_ptr(&v->lifo, t, NULL))
-				return t;
-			if ((t = crew__due_pop(w)))
-				return t;
+		uint64_t look = lifo ? stuck_at : next < stuck_at ? stuck_at : next;
+		if (look > now) { /* nothing to take yet: come back then */
+			if (look < w->watch_until)
+				w->watch_until = look;
 			continue;
 		}
-		if (look < w->watch_until)
-			w->watch_until = look;
+		/* v has run one task for the whole grace while work waited */
+		worker_expire_timers(w, &v->timers, now);
+		crew_task *t = crew__load_ptr(&v->lifo);
+		if (t && crew__cas_ptr(&v->lifo, t, NULL))
+			return t; /* full barrier (cas): pairs with the owner's exchange */
+		if ((t = crew__due_pop(w)))
+			return t;
 	}
 	return NULL;
 }

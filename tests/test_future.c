@@ -486,3 +486,119 @@ Test(future, pingpong_task_and_thread, .timeout = CREWT_TIMEOUT(60))
 		pingpong_fini(&pp);
 	}
 }
+
+/* ---- the receiver releases a future as soon as its await returns ---- */
+
+/*
+ * The contract (crew.h): once an await returned, or crew_future_done() was
+ * true, the owner may release the future, whatever the setter's thread still
+ * does. Each round the receiver makes a future, hands it to the sender
+ * through a slot, awaits it and releases it at once; the sender sets it. A
+ * setter that touched the future after publishing SET (unlocking a mutex,
+ * a futex wake on its state word) wrote freed memory: ASan and valgrind see
+ * it, and so does the heap, which hands the block out again at once.
+ */
+#define RELAY_ROUNDS CREWT_SIZE(50000, 10000)
+
+typedef struct relay {
+	_Atomic(crew_future *) slot;
+	bool receiver_thread, sender_thread, poll_done;
+	atomic_int errors;
+} relay;
+
+/* Wait for the slot's next future: tasks yield, threads give the CPU up. */
+static crew_future *relay_take(relay *r)
+{
+	crew_future *f;
+	while (!(f = atomic_exchange(&r->slot, NULL))) {
+		if (crew_self())
+			crew_yield();
+		else
+			sched_yield();
+	}
+	return f;
+}
+
+static void *relay_send(void *p)
+{
+	relay *r = p;
+	for (int i = 0; i < RELAY_ROUNDS; i++)
+		if (crew_future_set(relay_take(r), (void *)(uintptr_t)(i + 1)) != 0)
+			atomic_fetch_add(&r->errors, 1);
+	return NULL;
+}
+
+static void *relay_receive(void *p)
+{
+	relay *r = p;
+	for (int i = 0; i < RELAY_ROUNDS; i++) {
+		crew_future *f = crew_future_new();
+		if (!f) {
+			atomic_fetch_add(&r->errors, 1);
+			return NULL;
+		}
+		atomic_store(&r->slot, f);
+		void *v = NULL;
+		if (r->poll_done) {
+			while (!crew_future_done(f))
+				sched_yield();
+		} else if (crew_future_await(f, &v) != 0 || v != (void *)(uintptr_t)(i + 1)) {
+			atomic_fetch_add(&r->errors, 1);
+		}
+		crew_future_release(f); /* at once: the setter may still be in set */
+	}
+	return NULL;
+}
+
+static void *relay_main(void *p)
+{
+	relay *r = p;
+	pthread_t th;
+	crew_task *t = NULL;
+	crew_fn thread_side = r->receiver_thread ? relay_receive : r->sender_thread ? relay_send : NULL;
+	crew_fn task_side = r->receiver_thread ? relay_send : relay_receive;
+	if (thread_side) {
+		if (pthread_create(&th, NULL, thread_side, r) != 0)
+			return (void *)1;
+		task_side(r);
+		pthread_join(th, NULL);
+		return NULL;
+	}
+	if (!(t = crew_spawn(relay_send, r)))
+		return (void *)1;
+	relay_receive(r);
+	crew_join(t, NULL);
+	return NULL;
+}
+
+static void relay_run(relay *r, unsigned workers)
+{
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(workers, relay_main, r, &res), 0);
+	cr_expect_null(res);
+	cr_expect_eq(atomic_load(&r->errors), 0, "%d errors", atomic_load(&r->errors));
+}
+
+Test(future, stress_release_after_await_task_sets, .timeout = CREWT_TIMEOUT(60))
+{
+	relay r = {0};
+	relay_run(&r, 2);
+}
+
+Test(future, stress_release_after_await_thread_sets, .timeout = CREWT_TIMEOUT(60))
+{
+	relay r = {.sender_thread = true};
+	relay_run(&r, 2);
+}
+
+Test(future, stress_release_after_thread_await, .timeout = CREWT_TIMEOUT(60))
+{
+	relay r = {.receiver_thread = true};
+	relay_run(&r, 2);
+}
+
+Test(future, stress_release_after_done, .timeout = CREWT_TIMEOUT(60))
+{
+	relay r = {.receiver_thread = true, .poll_done = true};
+	relay_run(&r, 2);
+}
