@@ -73,7 +73,8 @@ bool crew_future_done(crew_future *f)
 static bool future_lock(crew_future *f)
 {
 	unsigned spins = 0;
-	uint32_t s = crew__load_32(&f->state);
+	/* acquire: a caller that finds SET goes on to read `value` */
+	uint32_t s = crew__load_acquire_32(&f->state);
 	for (;;) {
 		if (s == FUTURE_SET)
 			return false;
@@ -81,7 +82,7 @@ static bool future_lock(crew_future *f)
 		if (s == FUTURE_EMPTY && crew__cas_32(&f->state, &s, FUTURE_LOCKED))
 			return true;
 		crew__spin_wait(&spins);
-		s = crew__load_32(&f->state);
+		s = crew__load_acquire_32(&f->state);
 	}
 }
 

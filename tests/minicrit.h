@@ -47,6 +47,8 @@ void mc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define cr_assert(cond, ...) MC_CHECK_(true, cond, #cond, __VA_ARGS__)
 #define cr_expect(cond, ...) MC_CHECK_(false, cond, #cond, __VA_ARGS__)
+#define cr_assert_not(cond, ...) MC_CHECK_(true, !(cond), "!(" #cond ")", __VA_ARGS__)
+#define cr_expect_not(cond, ...) MC_CHECK_(false, !(cond), "!(" #cond ")", __VA_ARGS__)
 
 #define MC_CMP_(fatal, a, op, b, ...) MC_CHECK_(fatal, (a)op(b), #a " " #op " " #b, __VA_ARGS__)
 #define cr_assert_eq(a, b, ...) MC_CMP_(true, a, ==, b, __VA_ARGS__)
