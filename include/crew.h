@@ -44,6 +44,37 @@
  *     before it finished; *result gets the body's return value in both cases.
  *  4. crew_cancel() returns 0, or -EALREADY when the task had already finished.
  *
+ * Completion, cancellation, deadline: a wait ends exactly once, with the first
+ * of its outcomes to be settled (one atomic step decides it):
+ *  - a future await returns 0 and the value when the future was set before the
+ *    waiter left the future's waiter list, even if the task was cancelled or
+ *    its deadline passed meanwhile; otherwise -ECANCELED when the task was
+ *    cancelled, else -ETIMEDOUT (completion > cancellation > deadline). An
+ *    await on a future that is already set returns 0 at once, cancelled or not.
+ *  - a sleep returns 0 when its timer fired (the deadline passed and a worker
+ *    expired it) before the task, woken by the cancel, could withdraw the
+ *    timer; otherwise -ECANCELED. A sleep called after the cancel returns
+ *    -ECANCELED at once.
+ *  A wait that ends early withdraws its timer at once (O(log n)): waits with a
+ *  far deadline that complete early cost no memory afterwards.
+ *
+ * Timers and order: tasks whose deadlines pass wake in deadline order (ties:
+ * the order the waits began) and, on one worker, run in that order however
+ * far behind the worker is (a due queue apart from the LIFO deque). With more
+ * than one worker, an idle worker may take the earliest half of a busy
+ * worker's due tasks: each worker still starts its share in deadline order,
+ * but two tasks on different workers run in parallel, in no defined order.
+ *
+ * Fairness and work conservation: a task that computes without suspending
+ * keeps its worker; crew does not preempt. Meanwhile:
+ *  - tasks that yield (crew_yield) in a loop still let the worker serve its
+ *    timers, I/O completions and the global queue every 61 switches;
+ *  - the other tasks queued on that worker are stolen by idle workers at once,
+ *    and the task it woke last (its LIFO slot) and its timers that come due are
+ *    taken over by an idle worker once the worker has run the same task for
+ *    about 1 ms. With a single worker, nothing else runs until the task
+ *    suspends.
+ *
  * Shutdown (asyncio.run semantics): when the main function returns, every task
  * still alive is cancelled (not-yet-started tasks still start and see -ECANCELED
  * at their first suspension); crew_run() returns once all of them have finished
@@ -151,14 +182,19 @@ CREW_API int crew_cancel(crew_task *t);
 
 /**
  * crew_yield - let other runnable tasks run; asyncio.sleep(0).
- * Returns 0; -ECANCELED; -EPERM outside a task.
+ * The caller goes behind the tasks runnable on its worker. However many tasks
+ * yield to each other, every 61st switch serves the worker's timers, I/O
+ * completions and the global queue. Returns 0; -ECANCELED; -EPERM outside a
+ * task.
  */
 CREW_API int crew_yield(void);
 
 /**
  * crew_sleep - suspend the calling task for at least `ns` nanoseconds.
- * Returns 0; -ECANCELED (at once, or when cancelled while sleeping); -EPERM
- * outside a task. Never returns early.
+ * Returns 0; -ECANCELED (at once, or when cancelled while sleeping, see
+ * "Completion, cancellation, deadline"); -EPERM outside a task; -ENOMEM when
+ * the worker's timer set could not grow (nothing was armed). Never returns
+ * early. `ns` 0 returns at once without suspending.
  */
 CREW_API int crew_sleep(uint64_t ns);
 
@@ -185,8 +221,8 @@ CREW_API unsigned crew_workers(void);
 
 /**
  * crew_future_new - a new, empty future. NULL with errno ENOMEM.
- * The creator owns it and frees it with crew_future_release() once no one
- * awaits it any more. Context: any thread; a future may outlive crew_run.
+ * The creator owns it and frees it with crew_future_release() (see there).
+ * Context: any thread; a future may outlive crew_run.
  */
 CREW_API crew_future *crew_future_new(void);
 
@@ -200,20 +236,30 @@ CREW_API int crew_future_set(crew_future *f, void *value);
 /**
  * crew_future_await - wait until `f` is set; `value` (may be NULL) gets its value.
  * In a task it suspends; on a plain thread it blocks. Returns 0; -ECANCELED
- * (the calling task was cancelled); -EINVAL on NULL.
+ * (the calling task was cancelled, see "Completion, cancellation, deadline");
+ * -EINVAL on NULL. Any number of tasks and threads may await one future.
  */
 CREW_API int crew_future_await(crew_future *f, void **value);
 
 /**
  * crew_future_await_until - crew_future_await with a deadline (CLOCK_MONOTONIC
- * ns). Returns -ETIMEDOUT when the deadline passed before the future was set.
+ * ns). Returns -ETIMEDOUT when the deadline passed before the future was set;
+ * -ENOMEM (in a task) when the worker's timer set could not grow, before any
+ * waiting. The timer is withdrawn as soon as the await returns.
  */
 CREW_API int crew_future_await_until(crew_future *f, uint64_t deadline_ns, void **value);
 
 /** crew_future_done - true once `f` is set (false for NULL). Any thread. */
 CREW_API bool crew_future_done(crew_future *f);
 
-/** crew_future_release - free `f`; nobody may await or set it afterwards. */
+/**
+ * crew_future_release - free `f` (NULL is ignored).
+ * Safe as soon as every await of `f` has returned (or crew_future_done(f) was
+ * true) and no other call on `f` is still running in the caller's own code,
+ * whatever the setter's thread is still doing: crew_future_set touches the
+ * future for the last time with the store that makes it set, and only the
+ * waiters' own records afterwards. Nobody may await or set `f` afterwards.
+ */
 CREW_API void crew_future_release(crew_future *f);
 
 #ifdef __cplusplus
