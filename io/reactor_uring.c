@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { CREW_UD_WAKE = 1, CREW_UD_TIMEOUT = 2 };
@@ -43,25 +44,33 @@ void crew__reactor_fini(crew__reactor *r)
 	io_uring_queue_exit(&r->ring);
 }
 
+/* A free SQE; when the queue is full, flush it and try again. NULL when the
+ * kernel takes none now (the submit failed, e.g. -EBUSY while the
+ * completion queue is full): the caller must not block on what it could
+ * not arm. */
 static struct io_uring_sqe *reactor_sqe(crew__reactor *r)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	if (!sqe) { /* queue full: flush it and try again */
-		io_uring_submit(&r->ring);
+	if (!sqe && io_uring_submit(&r->ring) >= 0)
 		sqe = io_uring_get_sqe(&r->ring);
-	}
 	return sqe;
 }
 
-static void reactor_arm(crew__reactor *r, uint64_t deadline)
+/* Arm the wake-up read and the timeout. false when either could not be
+ * armed: the caller then must not block in the kernel. */
+static bool reactor_arm(crew__reactor *r, uint64_t deadline)
 {
 	struct io_uring_sqe *sqe;
-	if (!r->wake_armed && (sqe = reactor_sqe(r))) {
+	if (!r->wake_armed) {
+		if (!(sqe = reactor_sqe(r)))
+			return false;
 		io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof(r->wake_buf), 0);
 		io_uring_sqe_set_data64(sqe, CREW_UD_WAKE);
 		r->wake_armed = true;
 	}
-	if (deadline < r->armed_deadline && (sqe = reactor_sqe(r))) {
+	if (deadline < r->armed_deadline) {
+		if (!(sqe = reactor_sqe(r)))
+			return false;
 		/* The kernel reads ts when the SQE is submitted, which the caller
 		 * does right away (io_uring_submit_and_wait). */
 		r->ts.tv_sec = (long long)(deadline / 1000000000u);
@@ -70,16 +79,29 @@ static void reactor_arm(crew__reactor *r, uint64_t deadline)
 		io_uring_sqe_set_data64(sqe, CREW_UD_TIMEOUT);
 		r->armed_deadline = deadline;
 	}
+	return true;
 }
 
 int crew__reactor_poll(crew__reactor *r, bool block, uint64_t deadline)
 {
 	if (block) {
-		reactor_arm(r, deadline);
 		int rc;
-		do
-			rc = io_uring_submit_and_wait(&r->ring, 1);
-		while (rc == -EINTR);
+		if (!reactor_arm(r, deadline)) {
+			/* No way to be woken: nap briefly instead of blocking, and
+			 * reap below what made the ring refuse. */
+			struct timespec nap = { 0, 1000000 };
+			nanosleep(&nap, NULL);
+		} else {
+			do
+				rc = io_uring_submit_and_wait(&r->ring, 1);
+			while (rc == -EINTR);
+			/* Other errors (-EBUSY: completions to reap first; -EAGAIN,
+			 * -ENOMEM: the kernel is short) end the wait: we reap, the
+			 * worker looks for work, and the next park arms again. */
+			(void)rc;
+		}
+	} else if (io_uring_sq_ready(&r->ring)) {
+		io_uring_submit(&r->ring); /* failures: retried at the next poll */
 	}
 	int n = 0;
 	unsigned head;
