@@ -124,6 +124,7 @@ CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigne
 {
 	w->id = id;
 	w->rng = 0x9e3779b97f4a7c15ull * (id + 1);
+	crew__timer_init(&w->timers);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0) {
 		int e = -errno;
