@@ -316,7 +316,8 @@ fail:
 /* Stop and join the first n workers (no task was queued). */
 CREW_COLD static void run_stop_workers(crew__runtime *rt, unsigned n)
 {
-	/* release: pairs with the workers' loads of stop */
+	/* Without stop_lock: the gate is not open yet, so no plain thread can
+	 * be spawning. release: pairs with the workers' loads of stop. */
 	crew__store_release_32(&rt->stop, 1);
 	crew__idle_notify_all(rt);
 	for (unsigned i = 0; i < n; i++)
