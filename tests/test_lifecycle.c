@@ -282,7 +282,7 @@ Test(lifecycle, fork_in_task, .timeout = CREWT_TIMEOUT(60))
 	         "worker=-1 self_null=1 exit=0\n"
 	         "parent: run=0 main=0\n",
 	         -EPERM, EPERM, -EPERM, -EPERM, -EPERM);
-	cr_assert_str_eq(p.out, want, "stderr:\n%s", p.err);
+	cr_assert_str_eq(p.out, want, "got:\n%swant:\n%sstderr:\n%s", p.out, want, p.err);
 	crewt_proc_free(&p);
 }
 
