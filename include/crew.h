@@ -81,6 +81,20 @@
  * and everything is freed. A handle that was neither joined nor detached is
  * reported on stderr, naming its function (asyncio's "never awaited").
  *
+ * fork(): a child forked while crew_run runs (by a task or by any other
+ * thread) has a copy of the runtime but none of its other threads, and the
+ * io_uring rings it would use belong to the parent. In the child, only
+ * async-signal-safe functions, exec*() and _exit() are valid, as POSIX says of
+ * a multi-threaded parent. crew enforces its part: crew_spawn, crew_sleep,
+ * crew_yield, crew_join, crew_cancel, crew_run and every suspending call fail
+ * with EPERM (-EPERM) there without touching the parent's state,
+ * crew_worker_id() is -1, crew_self() NULL, crew_workers() 0, crew_detach does
+ * nothing. Do not set or await crew futures in the child, and do not return
+ * from the task that forked: call _exit() (or exec). The parent is unaffected
+ * and goes on. fork + exec from a task works (e.g. run a program, waitpid).
+ * A child forked while no runtime runs is an ordinary process and may call
+ * crew_run.
+ *
  * Environment: CREW_WORKERS=N sets the number of workers when the config says 0.
  */
 #ifndef CREW_H
@@ -123,13 +137,20 @@ typedef struct crew_config {
  *
  * Like asyncio.run: starts the workers, runs `main` as a task, and when it
  * returns cancels every task still alive, waits for all of them to end, joins
- * the workers and frees everything. Callable again after it returned.
+ * the workers and frees everything (every task handle becomes invalid).
+ * Callable again after it returned.
+ *
+ * All workers are started before `main` is queued: when one cannot be
+ * started, crew_run stops the others and fails without having run `main`
+ * (`arg` is still the caller's).
  *
  * `result` (may be NULL) receives main's return value.
  * Returns 0; -EINVAL when `main` is NULL; -EBUSY when called from inside a task
- * (or while another crew_run is running in this process); -ENOMEM; or the
- * error of io_uring setup (-ENOSYS, -EPERM: io_uring unavailable, with a message
- * on stderr).
+ * (or while another crew_run is running in this process); -ENOMEM; the error
+ * of pthread_create (-EAGAIN...) when a worker thread cannot be started, with
+ * a message on stderr; -EPERM in a child forked while a runtime ran (see
+ * fork() above); or the error of io_uring setup (-ENOSYS, -EPERM: io_uring
+ * unavailable, with a message on stderr). On error `main` never ran.
  * Context: any thread that is not a crew worker.
  */
 CREW_API int crew_run(crew_fn main, void *arg, void **result);
@@ -146,9 +167,17 @@ CREW_API int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void
  *
  * The task is queued and starts later on some worker; the caller continues.
  * Returns a handle that must be consumed by exactly one crew_join() or
- * crew_detach(). NULL with errno ENOMEM when out of memory, EINVAL when `fn`
- * is NULL, EPERM when no runtime is running.
- * Context: a task, or any thread while crew_run is running.
+ * crew_detach(). A task that was spawned always runs its body, exactly once
+ * (cancellation rule 1), and the body owns `arg`; on failure nothing was
+ * queued and `arg` is still the caller's.
+ * NULL with errno ENOMEM when out of memory, EINVAL when `fn` is NULL, EPERM
+ * when no runtime is running (or in a forked child, see fork() above).
+ * Context: a task; or any other thread while crew_run is running. From a
+ * thread that is not a worker, a spawn that races with the end of crew_run
+ * either succeeds (then crew_run waits for the task: its body runs, and
+ * sees -ECANCELED at its first suspension once shutdown has begun) or fails
+ * with EPERM (the runtime already decided to stop); one before main was
+ * queued fails with EPERM too.
  * The macro form records the function's name for crew_task_name() and messages.
  */
 CREW_API crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);
@@ -169,14 +198,24 @@ CREW_API int crew_join(crew_task *t, void **result);
 
 /**
  * crew_detach - give up the handle; the task frees itself when it finishes.
- * Consumes the handle. NULL is ignored. Context: any thread.
+ * Consumes the handle. NULL is ignored.
+ * Context: a task; or any other thread while the crew_run that spawned the
+ * task runs. The handle is invalid once that crew_run returned. A detach from
+ * a plain thread that races with the end of crew_run is safe: if the runtime
+ * is already ending it does nothing (crew_run frees the task, and may report
+ * it as never detached).
  */
 CREW_API void crew_detach(crew_task *t);
 
 /**
  * crew_cancel - request cancellation of `t` (see the rules above).
  * Does not consume the handle. Returns 0; -EALREADY when `t` had already
- * finished; -EINVAL when `t` is NULL. Context: any thread.
+ * finished; -EINVAL when `t` is NULL; -EPERM when called from a thread that
+ * is not a worker while no runtime runs (the runtime is ending or ended, so
+ * `t` has finished; or a forked child), without touching `t`.
+ * Context: a task; or any other thread while the crew_run that spawned `t`
+ * runs. The handle is invalid once that crew_run returned (a call racing
+ * with its end is safe, as said above).
  */
 CREW_API int crew_cancel(crew_task *t);
 

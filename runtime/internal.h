@@ -114,6 +114,10 @@ typedef struct crew__runtime {
 	uint32_t shutdown;       /* atomic: main returned; every task is cancelled */
 	uint32_t stop;           /* atomic: all tasks ended; workers exit */
 	uint64_t ext_spawned;    /* atomic: spawns from non-worker threads */
+	/* Taken by a plain-thread spawn (check stop, count the spawn) and by the
+	 * stop decision: either the spawn is counted before the decision, or it
+	 * sees stop and fails (run.c, "Plain threads"). */
+	pthread_mutex_t stop_lock;
 
 	/* global inject queue (inject.c) */
 	pthread_mutex_t inject_lock;
@@ -157,6 +161,8 @@ bool crew__task_cancelled(crew_task *t);
 void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
+/* crew_run's thread: queue main, with rt->main set before it can run. */
+int crew__task_spawn_main(crew__runtime *rt, crew_fn fn, void *arg);
 
 /* The common start of a suspending call: the calling worker and task, or
  * -EPERM outside a task, or -ECANCELED once the task was cancelled. */
@@ -224,6 +230,12 @@ int64_t crew__tasks_unfinished(crew__runtime *rt);
 
 /* run.c */
 void crew__runtime_begin_shutdown(crew__runtime *rt);
+bool crew__runtime_try_stop(crew__runtime *rt);
+/* A thread that is not a worker brackets every use of the runtime with these
+ * (the gate, run.c): enter returns the runtime, kept alive until leave, or
+ * NULL (no runtime, or it is ending: nothing was entered, do not leave). */
+crew__runtime *crew__ext_enter(void);
+void crew__ext_leave(void);
 
 /* inject.c */
 void crew__inject_push(crew__runtime *rt, crew_task *t);

@@ -1,5 +1,14 @@
 /*
- * run.c - crew_run: start the workers, run main, shut down.
+ * run.c - crew_run: start the workers, run main, shut down; the gate that
+ * lets plain threads use a runtime safely; fork().
+ *
+ * Start, in order:
+ *  1. The runtime is allocated and published in crew__rt (the workers read
+ *     it), and every worker thread is started. When one cannot be started,
+ *     those that did are stopped and joined and crew_run fails: main never
+ *     ran, nothing is left behind.
+ *  2. main is queued (rt->main set before it can run).
+ *  3. The gate opens: plain threads may spawn from now on.
  *
  * Shutdown, in order (asyncio.run semantics):
  *  1. main's body returns; its finisher calls crew__runtime_begin_shutdown.
@@ -12,15 +21,39 @@
  *     worker is unparked for that). Joins keep waiting for their children,
  *     which are cancelled too. Not-started tasks still start.
  *  4. A worker that runs out of work checks whether every task ever spawned
- *     has finished (worker.c); the first to see it sets rt->stop and wakes
- *     all workers, which leave their loops.
- *  5. crew_run joins the threads, reports handles never joined nor detached,
- *     and frees tasks, stacks, rings and the runtime.
+ *     has finished (crew__runtime_try_stop, under stop_lock); the first to see
+ *     it sets rt->stop and wakes all workers, which leave their loops.
+ *  5. crew_run joins the threads, closes the gate and waits until no plain
+ *     thread is inside, clears crew__rt, reports handles never joined nor
+ *     detached, and frees tasks, stacks, rings and the runtime.
+ *
+ * Plain threads (not workers) may call crew_spawn, crew_detach and
+ * crew_cancel while crew_run runs. Two rules keep them safe:
+ *  - The gate (run_gate): such a call enters (crew__ext_enter) before it
+ *    touches the runtime and leaves after. crew_run frees the runtime only
+ *    after it closed the gate and every thread inside has left; a thread that
+ *    finds the gate closed fails with EPERM and touches nothing.
+ *  - A late spawn and the stop decision agree through rt->stop_lock: the
+ *    spawn counts itself (ext_spawned) under the lock unless stop is set; the
+ *    stop decision counts unfinished tasks under the lock and sets stop only
+ *    when there are none. A spawn that succeeded keeps the workers running
+ *    until its task finished; a later one fails with EPERM.
+ *  A task spawning (the hot path) does neither: its runtime cannot stop
+ *  before the spawning task finished.
+ *
+ * fork(): a child forked while a runtime runs shares the io_uring rings'
+ * memory with us (MAP_SHARED) and has none of our other threads. Its copy of
+ * the runtime must never be used: the pthread_atfork child handler makes the
+ * child a process without a runtime (crew__rt NULL, gate closed, the forking
+ * thread no worker), so every crew call there fails with EPERM instead of
+ * touching shared state, and the rings are mapped MADV_DONTFORK, so a stray
+ * access faults in the child rather than corrupting our queues.
  */
 #include "internal.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -29,6 +62,81 @@ crew__runtime *crew__rt;
 uint32_t crew__tsan_fence_word;
 #endif
 static uint32_t crew__run_busy; /* one runtime per process at a time */
+static uint32_t run_forked;     /* this is a child forked while a runtime ran */
+
+/* ---- the gate (see the top of the file) ---- */
+
+/* bit 31: closed; bits 0..30: plain threads inside. Closed while no runtime
+ * is open to plain threads. */
+#define RUN_GATE_CLOSED 0x80000000u
+static uint32_t run_gate = RUN_GATE_CLOSED;
+
+crew__runtime *crew__ext_enter(void)
+{
+	/* Closed: refuse without counting, so that a thread calling in a loop
+	 * cannot keep run_gate_close waiting. */
+	if (crew__load_32(&run_gate) & RUN_GATE_CLOSED)
+		return NULL;
+	/* Full barrier (RMW): our count is visible before we use the runtime.
+	 * Pairs with the RMW in run_gate_close: either it comes first (we see
+	 * the bit and leave) or our count is there when the closer waits for it.
+	 * Reading the gate open also orders us after run_gate_open's RMW, which
+	 * follows the store of crew__rt: the runtime we return is complete. */
+	uint32_t g = crew__faa_32(&run_gate, 1);
+	if (!(g & RUN_GATE_CLOSED))
+		return crew__load_ptr(&crew__rt);
+	crew__faa_32(&run_gate, (uint32_t)-1);
+	return NULL;
+}
+
+void crew__ext_leave(void)
+{
+	/* RMW (release part): all we did with the runtime happens before the
+	 * closer's acquire load that sees the count drop (run_gate_close). */
+	crew__faa_32(&run_gate, (uint32_t)-1);
+}
+
+/* crew_run's thread, once main is queued. */
+static void run_gate_open(void)
+{
+	/* Clears bit 31 (adding it to a word that has it set). RMW: crew__rt
+	 * and main's queueing before any thread's enter reads the gate open. */
+	crew__faa_32(&run_gate, RUN_GATE_CLOSED);
+}
+
+/* crew_run's thread, after the workers stopped: close, then wait for the
+ * threads inside; a plain-thread call is short (no blocking inside). */
+static void run_gate_close(void)
+{
+	crew__faa_32(&run_gate, RUN_GATE_CLOSED); /* sets bit 31; pairs: enter */
+	/* acquire: pairs with the leave RMW of every thread that was inside */
+	while (crew__load_acquire_32(&run_gate) != RUN_GATE_CLOSED)
+		sched_yield();
+}
+
+/* ---- fork ---- */
+
+/* In the child: a copy of the runtime whose other threads did not come along
+ * and whose rings belong to the parent. Make it a process without a runtime;
+ * only the forking thread runs here, so plain stores suffice. */
+static void run_atfork_child(void)
+{
+	if (!crew__load_32(&crew__run_busy))
+		return; /* no runtime was running: the child may start its own */
+	crew__store_32(&run_forked, 1);
+	crew__store_32(&run_gate, RUN_GATE_CLOSED); /* nobody is inside here */
+	crew__store_ptr(&crew__rt, NULL);
+	crew__tls_worker = NULL; /* a task's fork: the thread is no worker here */
+}
+
+static pthread_once_t run_atfork_once = PTHREAD_ONCE_INIT;
+
+static void run_atfork_register(void)
+{
+	if (pthread_atfork(NULL, NULL, run_atfork_child) != 0)
+		crew__error("pthread_atfork failed: a child forked by a task must "
+			    "not call crew functions");
+}
 
 int crew_worker_id(void)
 {
@@ -38,8 +146,14 @@ int crew_worker_id(void)
 
 unsigned crew_workers(void)
 {
-	crew__runtime *rt = crew__load_acquire_ptr(&crew__rt);
-	return rt ? rt->nworkers : 0;
+	if (crew__worker_current())
+		return crew__rt->nworkers;
+	crew__runtime *rt = crew__ext_enter();
+	if (!rt)
+		return 0;
+	unsigned n = rt->nworkers;
+	crew__ext_leave();
+	return n;
 }
 
 void crew__runtime_begin_shutdown(crew__runtime *rt)
@@ -51,6 +165,24 @@ void crew__runtime_begin_shutdown(crew__runtime *rt)
 	if (crew__tasks_unfinished(rt) > 1)
 		crew__task_wake_all(rt);
 	crew__idle_notify_all(rt);
+}
+
+/* Shutdown step 4, by a worker that ran out of work after shutdown began:
+ * true when no task is left; then stop is set and every worker woken. */
+bool crew__runtime_try_stop(crew__runtime *rt)
+{
+	if (crew__tasks_unfinished(rt) != 0)
+		return false; /* the usual answer, without the lock */
+	/* Under stop_lock no plain thread can count a spawn (task_spawn_ext):
+	 * 0 here stays true, and a spawn after us sees stop. */
+	pthread_mutex_lock(&rt->stop_lock);
+	bool stop = crew__tasks_unfinished(rt) == 0;
+	if (stop) /* release: pairs with the workers' loads of stop */
+		crew__store_release_32(&rt->stop, 1);
+	pthread_mutex_unlock(&rt->stop_lock);
+	if (stop)
+		crew__idle_notify_all(rt);
+	return stop;
 }
 
 static long online_cpus(void)
@@ -117,6 +249,7 @@ static void run_free(crew__runtime *rt, unsigned ready)
 	pthread_mutex_destroy(&rt->idle_lock);
 	pthread_mutex_destroy(&rt->ext_lock);
 	pthread_mutex_destroy(&rt->stack_lock);
+	pthread_mutex_destroy(&rt->stop_lock);
 	free(rt);
 }
 
@@ -136,6 +269,10 @@ CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigne
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = crew__reactor_init(&w->reactor, rt->ring_entries, w->wake_fd);
+	/* A forked child must not share the ring with us (see fork above). Best
+	 * effort: the child's crew calls fail without it anyway. */
+	if (rc == 0)
+		(void)io_uring_ring_dontfork(&w->reactor.ring);
 	if (rc) {
 		crew__deque_fini(&w->deque);
 		free(w->overflow);
@@ -155,6 +292,7 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	pthread_mutex_init(&rt->idle_lock, NULL);
 	pthread_mutex_init(&rt->ext_lock, NULL);
 	pthread_mutex_init(&rt->stack_lock, NULL);
+	pthread_mutex_init(&rt->stop_lock, NULL);
 	unsigned ready = 0;
 	crew__stack_init();
 	*err = run_config(cfg, rt);
@@ -176,12 +314,45 @@ fail:
 	return NULL;
 }
 
+/* Stop and join the first n workers (no task was queued). */
+CREW_COLD static void run_stop_workers(crew__runtime *rt, unsigned n)
+{
+	/* Without stop_lock: the gate is not open yet, so no plain thread can
+	 * be spawning. release: pairs with the workers' loads of stop. */
+	crew__store_release_32(&rt->stop, 1);
+	crew__idle_notify_all(rt);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+}
+
+/* Start step 1: all workers, or none (those started are stopped again). */
+static int run_start_workers(crew__runtime *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		int rc = pthread_create(&rt->workers[i].thread, NULL, crew__worker_main,
+					&rt->workers[i]);
+		if (rc != 0) {
+			crew__error("cannot start worker %u of %u: pthread_create: %s", i + 1,
+				    rt->nworkers, strerror(rc));
+			run_stop_workers(rt, i);
+			return -rc;
+		}
+	}
+	return 0;
+}
+
 int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **result)
 {
 	if (!main_fn)
 		return -EINVAL;
 	if (crew__worker_current())
 		return -EBUSY; /* inside a task: asyncio.run refuses a running loop too */
+	if (crew__load_32(&run_forked)) {
+		crew__error("crew_run in a child forked while a runtime ran: not supported "
+			    "(exec or _exit there)");
+		return -EPERM;
+	}
+	pthread_once(&run_atfork_once, run_atfork_register);
 	uint32_t idle = 0;
 	if (!crew__cas_32(&crew__run_busy, &idle, 1))
 		return -EBUSY;
@@ -191,37 +362,28 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 		crew__store_release_32(&crew__run_busy, 0);
 		return err;
 	}
-	crew__store_release_ptr(&crew__rt, rt);
-	rt->main = crew_spawn_named(main_fn, arg, "main");
-	if (!rt->main) {
-		err = -ENOMEM;
-		goto out;
-	}
+	crew__store_release_ptr(&crew__rt, rt); /* the workers read it */
 #if !defined(CREW_ASAN)
 	crew__overflow_install(); /* ASan reports stack overflows itself */
 #endif
-	unsigned started = 0;
-	for (; started < rt->nworkers; started++) {
-		crew__worker *w = &rt->workers[started];
-		if ((err = -pthread_create(&w->thread, NULL, crew__worker_main, w)) != 0) {
-			crew__error("pthread_create failed: %s", strerror(-err));
-			break;
+	bool opened = false;
+	err = run_start_workers(rt);
+	if (err == 0) {
+		err = crew__task_spawn_main(rt, main_fn, arg);
+		if (err == 0) {
+			run_gate_open();
+			opened = true;
+			for (unsigned i = 0; i < rt->nworkers; i++)
+				pthread_join(rt->workers[i].thread, NULL);
+			if (result)
+				*result = rt->main->result;
+		} else {
+			run_stop_workers(rt, rt->nworkers); /* nothing was queued */
 		}
 	}
-	if (started < rt->nworkers) {
-		/* cannot run with fewer workers than configured: stop the others */
-		crew__store_release_32(&rt->stop, 1);
-		crew__idle_notify_all(rt);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(rt->workers[i].thread, NULL);
 	crew__overflow_uninstall();
-	if (started == rt->nworkers) {
-		err = 0;
-		if (result)
-			*result = rt->main->result;
-	}
-out:
+	if (opened)
+		run_gate_close();
 	crew__store_release_ptr(&crew__rt, NULL);
 	run_free(rt, rt->nworkers);
 	crew__store_release_32(&crew__run_busy, 0);

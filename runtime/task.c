@@ -221,23 +221,9 @@ void crew__task_free_all(crew__runtime *rt)
 
 /* ---- spawn ---- */
 
-crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
+/* Fill a freshly allocated task: SCHEDULED, two references. */
+static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *name)
 {
-	crew__runtime *rt = crew__load_acquire_ptr(&crew__rt);
-	if (!fn) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!rt || crew__load_32(&rt->stop)) {
-		errno = EPERM;
-		return NULL;
-	}
-	crew__worker *w = crew__worker_current();
-	crew_task *t = crew__task_alloc(w);
-	if (!t) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	t->fn = fn;
 	t->arg = arg;
 	t->name = name ? name : "?";
@@ -248,14 +234,79 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 	crew__store_ptr(&t->joiner, NULL);
 	crew__store_32(&t->refs, 2);
 	crew__store_32(&t->state, CREW_T_SCHEDULED);
-	if (w) {
-		/* owner-only counter; release: read by the termination check */
-		crew__store_release_64(&w->spawned, w->spawned + 1);
-	} else {
-		crew__faa_u64(&rt->ext_spawned, 1);
+}
+
+/* A spawn from a thread that is not a worker: inside the gate (the runtime
+ * stays allocated), and under stop_lock, so that the spawn is either counted
+ * before the stop decision or refused after it (crew__runtime_try_stop): a
+ * task that is counted keeps the workers running until it finished. */
+CREW_COLD static crew_task *task_spawn_ext(crew_fn fn, void *arg, const char *name)
+{
+	crew__runtime *rt = crew__ext_enter();
+	if (!rt) {
+		errno = EPERM;
+		return NULL;
 	}
+	crew_task *t = NULL;
+	int err = EPERM;
+	pthread_mutex_lock(&rt->stop_lock);
+	if (!crew__load_32(&rt->stop)) { /* set under stop_lock (run.c) */
+		t = crew__task_alloc(NULL);
+		if (t) {
+			task_init_spawned(t, fn, arg, name);
+			/* full barrier: the task's fields before the count the
+			 * termination check reads (acquire, crew__tasks_unfinished) */
+			crew__faa_u64(&rt->ext_spawned, 1);
+		} else {
+			err = ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&rt->stop_lock);
+	if (t)
+		crew__schedule(t, false); /* publishes t: the push is a release */
+	crew__ext_leave();
+	if (!t)
+		errno = err;
+	return t;
+}
+
+crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
+{
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	crew__worker *w = crew__worker_current();
+	if (CREW_UNLIKELY(!w))
+		return task_spawn_ext(fn, arg, name);
+	/* A task spawning: its runtime cannot stop before the task finished,
+	 * so no gate and no lock here (the hot path: no atomic RMW). */
+	crew_task *t = crew__task_alloc(w);
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	task_init_spawned(t, fn, arg, name);
+	/* owner-only counter; release: read by the termination check */
+	crew__store_release_64(&w->spawned, w->spawned + 1);
 	crew__schedule(t, false); /* publishes t: the push is a release */
 	return t;
+}
+
+/* crew_run's thread, after the workers started and before plain threads may
+ * spawn: rt->main is set before the push makes main runnable, so its
+ * finisher (crew__task_run_body) recognises it. */
+int crew__task_spawn_main(crew__runtime *rt, crew_fn fn, void *arg)
+{
+	crew_task *t = crew__task_alloc(NULL);
+	if (!t)
+		return -ENOMEM;
+	task_init_spawned(t, fn, arg, "main");
+	rt->main = t;
+	/* full barrier: counted before it can run (crew__tasks_unfinished) */
+	crew__faa_u64(&rt->ext_spawned, 1);
+	crew__schedule(t, false); /* the push is a release: rt->main with it */
+	return 0;
 }
 
 /* ---- wake and suspend ---- */
@@ -416,6 +467,17 @@ void crew_detach(crew_task *t)
 {
 	if (!t)
 		return;
+	if (CREW_UNLIKELY(!crew__worker_current())) {
+		/* a plain thread: the last reference may free t, which needs the
+		 * runtime; none (crew_run ending or over): every task was freed
+		 * with it, nothing to do */
+		if (!crew__ext_enter())
+			return;
+		task_check_handle(t, "crew_detach");
+		crew__task_unref(t);
+		crew__ext_leave();
+		return;
+	}
 	task_check_handle(t, "crew_detach");
 	crew__task_unref(t);
 }
@@ -424,17 +486,29 @@ int crew_cancel(crew_task *t)
 {
 	if (!t)
 		return -EINVAL;
+	/* A plain thread enters the gate: the wake below may queue t. No
+	 * runtime: it ended, and every task with it. */
+	bool ext = !crew__worker_current();
+	if (CREW_UNLIKELY(ext) && !crew__ext_enter())
+		return -EPERM;
+	int rc = 0;
 	uint32_t s = crew__load_32(&t->state);
 	for (;;) {
-		if (s & CREW_T_DONE)
-			return -EALREADY;
-		if (s & CREW_T_CANCELLED)
-			return 0; /* sticky: asked before */
-		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED))
+		if (s & CREW_T_DONE) {
+			rc = -EALREADY;
 			break;
+		}
+		if (s & CREW_T_CANCELLED)
+			break; /* sticky: asked before */
+		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED)) {
+			/* a suspended task returns -ECANCELED from its wait */
+			crew__task_wake(t);
+			break;
+		}
 	}
-	crew__task_wake(t); /* a suspended task returns -ECANCELED from its wait */
-	return 0;
+	if (ext)
+		crew__ext_leave();
+	return rc;
 }
 
 int crew_yield(void)

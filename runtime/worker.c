@@ -534,11 +534,8 @@ static void worker_loop(crew__worker *w)
 		}
 		if (crew__load_32(&rt->stop))
 			return;
-		if (crew__load_32(&rt->shutdown) && crew__tasks_unfinished(rt) == 0) {
-			crew__store_release_32(&rt->stop, 1);
-			crew__idle_notify_all(rt);
-			return;
-		}
+		if (crew__load_32(&rt->shutdown) && crew__runtime_try_stop(rt))
+			return; /* run.c: agrees with late plain-thread spawns */
 		worker_park(rt, w);
 	}
 }
