@@ -16,6 +16,9 @@
  *   `fired`; then it wakes the task (a spurious wake if the task went on: task
  *   memory outlives it, task.c) or FUTEX_WAKEs the thread.
  *
+ *   A plain thread that sets holds the runtime's gate (run.c) while it fires,
+ *   so that crew_run cannot free the memory of a task it is still waking.
+ *
  *   Waiters: a task or plain thread locks, links its node, unlocks, and
  *   suspends (task) or FUTEX_WAITs on the node's `fired` (thread) until it
  *   fires. A waiter leaving early (cancelled, timed out) locks and unlinks its
@@ -147,7 +150,16 @@ int crew_future_set(crew_future *f, void *value)
 	/* release: value and the detached list before SET; unlocks too. The
 	 * last access to f (see Overview). */
 	crew__store_release_32(&f->state, FUTURE_SET);
+	if (!list)
+		return 0;
+	/* A plain thread may be the last one to touch a waiting task (the wake
+	 * after `fired`): inside the gate, crew_run cannot free task memory
+	 * under it. A task waiter has not finished before its node fires, so
+	 * the runtime is still running and the enter succeeds. */
+	crew__runtime *gated = crew__worker_current() ? NULL : crew__ext_enter();
 	future_fire(list);
+	if (gated)
+		crew__ext_leave();
 	return 0;
 }
 
