@@ -541,6 +541,10 @@ static void *join_wait_main(void *arg)
 	}
 	if (crew_cancel(p) != 0)
 		return (void *)5;
+	/* The cancel woke the parent; it must go back to waiting in the join,
+	 * not return from it (then it would finish: DONE, and this fails). */
+	if (jw->mode == JOIN_SUSPENDED && !crewt_wait_suspended(p))
+		return (void *)7;
 	if (crew_future_set(jw->release, NULL) != 0)
 		return (void *)6;
 	crew_join(p, NULL);
