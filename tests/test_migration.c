@@ -170,22 +170,22 @@ static void *relay_main(void *p)
 {
 	relay *r = p;
 	setter_arg a = {r, 0}, b = {r, 1};
-	crew_task *tb_ = crew_spawn(relay_setter, &b);
-	if (!tb_ || !crewt_wait_suspended(tb_)) /* B waits in its first await */
+	crew_task *setter_b = crew_spawn(relay_setter, &b);
+	if (!setter_b || !crewt_wait_suspended(setter_b)) /* B waits in its first await */
 		return (void *)1;
-	crew_task *ta = crew_spawn(relay_setter, &a);
-	if (!ta)
+	crew_task *setter_a = crew_spawn(relay_setter, &a);
+	if (!setter_a)
 		return (void *)2;
 	/* Hold this worker until A runs: then A runs on another one. */
 	while (!atomic_load(&r->a_spinning))
 		sched_yield();
-	crew_task *tr = crew_spawn(relay_runner, r);
-	if (!tr)
+	crew_task *runner = crew_spawn(relay_runner, r);
+	if (!runner)
 		return (void *)3;
-	__atomic_store_n(&r->runner, tr, __ATOMIC_RELEASE);
-	crew_join(ta, NULL);
-	crew_join(tb_, NULL);
-	crew_join(tr, NULL);
+	__atomic_store_n(&r->runner, runner, __ATOMIC_RELEASE);
+	crew_join(setter_a, NULL);
+	crew_join(setter_b, NULL);
+	crew_join(runner, NULL);
 	return NULL;
 }
 
@@ -327,6 +327,8 @@ static void migrate(unsigned workers)
 	cr_expect_eq(atomic_load(&tb.errors), 0, "workers=%u: %d errors, first: %s", workers,
 	             atomic_load(&tb.errors), tb.first_error);
 	cr_expect_geq(atomic_load(&tb.checks), (long)TASKS * ITERS);
+	/* Migrations happen here as the scheduler likes (the relay above makes
+	 * them certain): counted for the log only. */
 	cr_log_info("workers=%u: %ld checks, %ld migrations", workers, atomic_load(&tb.checks),
 	            atomic_load(&tb.migrations));
 	for (int i = 0; i < TASKS / 2 * ROUNDS; i++) {
