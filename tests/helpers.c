@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "helpers.h"
+#include "internal.h" /* crewt_wait_suspended reads a task's state word */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -259,4 +260,19 @@ uint64_t crewt_median(uint64_t *v, size_t n)
 long crewt_gettid(void)
 {
 	return (long)syscall(SYS_gettid);
+}
+
+bool crewt_wait_suspended(crew_task *t)
+{
+	for (;;) {
+		/* acquire: pairs with the worker's CAS that cleared RUNNING after
+		 * the switch, so what t did before suspending is visible here */
+		uint32_t s = crew__load_acquire_32(&t->state);
+		if (s & CREW_T_DONE)
+			return false;
+		if (!(s & (CREW_T_RUNNING | CREW_T_SCHEDULED)))
+			return true;
+		if (crew_yield() != 0)
+			return false; /* cancelled, or not a task: no way to let t run */
+	}
 }

@@ -83,4 +83,15 @@ uint64_t crewt_median(uint64_t *v, size_t n);
 /* The kernel thread id of the calling thread. */
 long crewt_gettid(void);
 
+/*
+ * From a task: yield until task `t` is suspended, i.e. its state word shows
+ * neither RUNNING nor SCHEDULED: it started, switched out at a suspension
+ * point and waits for a wake (a task that yielded stays RUNNING, one not yet
+ * started is SCHEDULED). Which suspension point it waits at is the caller's to
+ * know: make it the only one t can reach (e.g. after a flag t sets).
+ * Returns true then; false when t finished instead, or when the caller cannot
+ * yield (cancelled, or not a task). `t` must be a live handle.
+ */
+bool crewt_wait_suspended(crew_task *t);
+
 #endif

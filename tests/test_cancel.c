@@ -6,6 +6,7 @@
  *     before it finished, and stores the result in both cases;
  *  4. crew_cancel returns 0, or -EALREADY once the task has finished.
  */
+#include "internal.h" /* first: it defines _GNU_SOURCE; crew_task fields */
 #include "helpers.h"
 
 #include <errno.h>
@@ -15,8 +16,10 @@
 
 #define MARK ((void *)(uintptr_t)0xCA11)
 #define LONG_SLEEP (60 * CREWT_SEC)
-/* "Promptly": far below LONG_SLEEP, generous for loaded machines and sanitizers. */
-#define PROMPT (CREWT_SIZE(500, 3000) * CREWT_MS)
+/* "Promptly" is not a speed bound (a loaded machine misses those): a cancelled
+ * wait ended long before its deadline, i.e. the cancel, not the timer, ended
+ * it. (The test timeouts are shorter than LONG_SLEEP anyway.) */
+#define PROMPT (LONG_SLEEP / 2)
 
 /* ---- cancel a sleeping task ---- */
 
@@ -40,7 +43,7 @@ static void *long_sleeper(void *p)
 
 typedef struct cancel_sleeping {
 	sleeper s;
-	bool wait_before_cancel; /* give it time to be really asleep */
+	bool wait_before_cancel; /* cancel only once it is suspended in its sleep */
 	int cancel_rc, join_rc;
 	void *result;
 	uint64_t join_took;
@@ -54,7 +57,8 @@ static void *cancel_sleeping_main(void *arg)
 		return (void *)1;
 	if (crew_future_await(c->s.started, NULL) != 0)
 		return (void *)2;
-	if (c->wait_before_cancel && crew_sleep(20 * CREWT_MS) != 0)
+	/* After `started` the sleep is the only suspension point it reaches. */
+	if (c->wait_before_cancel && !crewt_wait_suspended(t))
 		return (void *)3;
 	c->cancel_rc = crew_cancel(t);
 	uint64_t t0 = crew_now();
@@ -439,11 +443,15 @@ static void *fut_cancel_main(void *arg)
 	crew_task *t = crew_spawn(await_forever, fc);
 	if (!t)
 		return (void *)1;
-	crew_future_await(fc->started, NULL);
-	crew_sleep(10 * CREWT_MS); /* most likely suspended in the await by now */
-	crew_cancel(t);
+	if (crew_future_await(fc->started, NULL) != 0)
+		return (void *)2;
+	/* After `started` the await is the only suspension point it reaches. */
+	if (!crewt_wait_suspended(t))
+		return (void *)3;
+	if (crew_cancel(t) != 0)
+		return (void *)4;
 	void *r = NULL;
-	return crew_join(t, &r) == -ECANCELED && r == MARK ? NULL : (void *)2;
+	return crew_join(t, &r) == -ECANCELED && r == MARK ? NULL : (void *)5;
 }
 
 Test(cancel, task_awaiting_future, .timeout = CREWT_TIMEOUT(30))
@@ -464,9 +472,24 @@ Test(cancel, task_awaiting_future, .timeout = CREWT_TIMEOUT(30))
 
 /* ---- a task cancelled while it waits in crew_join keeps waiting ---- */
 
+/*
+ * The parent joins a child that only finishes when main releases it, and main
+ * cancels the parent while it is certainly inside that join:
+ *   SUSPENDED: the child started on its own fiber before the join, so the
+ *     parent suspends in the join (main waits for its state to say so);
+ *   INLINE: one worker, the child has not started, so the join runs it on the
+ *     parent's stack; main waits until the child is suspended in its await,
+ *     which leaves the parent RUNNING inside the join.
+ */
+enum join_mode { JOIN_SUSPENDED, JOIN_INLINE };
+
 typedef struct join_wait {
-	crew_future *joining;
-	int child_sleep_rc, join_rc;
+	enum join_mode mode;
+	crew_future *child_started, *release;
+	atomic_int joining;        /* the parent is about to call crew_join */
+	crew_task *child;          /* atomic: published before `joining` */
+	int child_rc, join_rc;
+	bool child_inline;         /* the child ran without a stack of its own */
 	void *result;
 	uint64_t child_done_at, join_returned_at;
 } join_wait;
@@ -474,7 +497,9 @@ typedef struct join_wait {
 static void *slow_child(void *p)
 {
 	join_wait *jw = p;
-	jw->child_sleep_rc = crew_sleep(50 * CREWT_MS);
+	jw->child_inline = crew_self()->stack == NULL; /* internal.h */
+	crew_future_set(jw->child_started, NULL);
+	jw->child_rc = crew_future_await(jw->release, NULL); /* not cancelled: 0 */
 	jw->child_done_at = crew_now();
 	return MARK;
 }
@@ -485,7 +510,12 @@ static void *patient_parent(void *p)
 	crew_task *c = crew_spawn(slow_child, jw);
 	if (!c)
 		return NULL;
-	crew_future_set(jw->joining, NULL);
+	/* SUSPENDED: let the child start on its own fiber first. */
+	if (jw->mode == JOIN_SUSPENDED && crew_future_await(jw->child_started, NULL) != 0)
+		return NULL;
+	__atomic_store_n(&jw->child, c, __ATOMIC_RELAXED);
+	atomic_store(&jw->joining, 1); /* seq_cst: the child pointer before the flag */
+	/* The only suspension point left before the child finishes. */
 	jw->join_rc = crew_join(c, &jw->result); /* cancelled meanwhile: still waits */
 	jw->join_returned_at = crew_now();
 	return NULL;
@@ -497,30 +527,60 @@ static void *join_wait_main(void *arg)
 	crew_task *p = crew_spawn(patient_parent, jw);
 	if (!p)
 		return (void *)1;
-	if (crew_future_await(jw->joining, NULL) != 0)
-		return (void *)2;
-	if (crew_sleep(10 * CREWT_MS) != 0) /* most likely waiting in the join by now */
-		return (void *)3;
-	crew_cancel(p);
+	while (!atomic_load(&jw->joining))
+		if (crew_yield() != 0)
+			return (void *)2;
+	crew_task *c = __atomic_load_n(&jw->child, __ATOMIC_RELAXED);
+	if (jw->mode == JOIN_SUSPENDED) {
+		if (!crewt_wait_suspended(p)) /* in crew_join: nowhere else */
+			return (void *)3;
+	} else {
+		/* the child waits for `release`, run by the parent's join */
+		if (crew_future_await(jw->child_started, NULL) != 0 || !crewt_wait_suspended(c))
+			return (void *)4;
+	}
+	if (crew_cancel(p) != 0)
+		return (void *)5;
+	/* The cancel woke the parent; it must go back to waiting in the join,
+	 * not return from it (then it would finish: DONE, and this fails). */
+	if (jw->mode == JOIN_SUSPENDED && !crewt_wait_suspended(p))
+		return (void *)7;
+	if (crew_future_set(jw->release, NULL) != 0)
+		return (void *)6;
 	crew_join(p, NULL);
 	return NULL;
 }
 
+static void join_keeps_waiting(enum join_mode mode, unsigned workers)
+{
+	join_wait jw = {.mode = mode, .join_rc = 1, .child_rc = 1};
+	jw.child_started = crew_future_new();
+	jw.release = crew_future_new();
+	cr_assert(jw.child_started && jw.release);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(workers, join_wait_main, &jw, &res), 0);
+	cr_assert_null(res, "workers=%u: failed at step %p", workers, res);
+	cr_expect_eq(jw.child_inline, mode == JOIN_INLINE, "workers=%u: the child ran %s", workers,
+	             jw.child_inline ? "inline" : "on its own fiber");
+	cr_expect_eq(jw.child_rc, 0, "workers=%u: the child (not cancelled) got %d", workers,
+	             jw.child_rc);
+	cr_expect_eq(jw.join_rc, 0, "workers=%u: join in a cancelled task returned %d", workers,
+	             jw.join_rc);
+	cr_expect_eq(jw.result, MARK);
+	cr_expect_geq(jw.join_returned_at, jw.child_done_at,
+	              "workers=%u: the join returned before the child finished", workers);
+	crew_future_release(jw.child_started);
+	crew_future_release(jw.release);
+}
+
 Test(cancel, join_keeps_waiting_when_cancelled, .timeout = CREWT_TIMEOUT(30))
 {
-	for (unsigned w = 1; w <= 2; w++) {
-		join_wait jw = {.joining = crew_future_new(), .join_rc = 1};
-		cr_assert_not_null(jw.joining);
-		void *res = (void *)-1;
-		cr_assert_eq(crewt_run(w, join_wait_main, &jw, &res), 0);
-		cr_assert_null(res, "failed at step %p", res);
-		cr_expect_eq(jw.child_sleep_rc, 0, "workers=%u: the child (not cancelled) slept %d", w,
-		             jw.child_sleep_rc);
-		cr_expect_eq(jw.join_rc, 0, "workers=%u: join in a cancelled task returned %d", w,
-		             jw.join_rc);
-		cr_expect_eq(jw.result, MARK);
-		cr_expect_geq(jw.join_returned_at, jw.child_done_at,
-		              "workers=%u: the join returned before the child finished", w);
-		crew_future_release(jw.joining);
-	}
+	for (unsigned w = 1; w <= 2; w++)
+		join_keeps_waiting(JOIN_SUSPENDED, w);
+}
+
+/* One worker: nobody can steal the child, so the join certainly runs it inline. */
+Test(cancel, inline_join_keeps_running_when_cancelled, .timeout = CREWT_TIMEOUT(30))
+{
+	join_keeps_waiting(JOIN_INLINE, 1);
 }

@@ -23,8 +23,60 @@ Test(misuse, suspending_calls_outside_a_task)
 	cr_expect_eq(crew_sleep(0), -EPERM);
 	cr_expect_eq(crew_sleep_until(crew_now() + CREWT_MS), -EPERM);
 	cr_expect_eq(crew_yield(), -EPERM);
-	int rc = crew_join(NULL, NULL);
-	cr_expect(rc == -EPERM || rc == -EINVAL, "crew_join(NULL) outside a task: %d", rc);
+	/* Both rules apply (NULL argument, outside a task); arguments are
+	 * checked first (crew.h, crew_join), as crew_spawn(NULL) without a
+	 * runtime and crew_run(NULL) inside a task do. */
+	cr_expect_eq(crew_join(NULL, NULL), -EINVAL, "crew_join(NULL) outside a task");
+}
+
+/* A real handle, joined from a plain thread while the runtime runs: the only
+ * thing wrong is the context, so -EPERM; the handle is not consumed. */
+typedef struct outside_join {
+	crew_future *go;
+	crew_task *t;
+	int rc;
+} outside_join;
+
+static void *wait_for_go(void *p)
+{
+	outside_join *oj = p;
+	crew_future_await(oj->go, NULL);
+	return (void *)5;
+}
+
+static void *join_from_thread(void *p)
+{
+	outside_join *oj = p;
+	oj->rc = crew_join(oj->t, NULL);
+	return NULL;
+}
+
+static void *outside_join_main(void *p)
+{
+	outside_join *oj = p;
+	oj->t = crew_spawn(wait_for_go, oj);
+	if (!oj->t)
+		return (void *)1;
+	pthread_t th;
+	if (pthread_create(&th, NULL, join_from_thread, oj) != 0)
+		return (void *)2;
+	pthread_join(th, NULL); /* blocks this worker briefly: crew_join returns at once */
+	crew_future_set(oj->go, NULL);
+	void *r = NULL;
+	if (crew_join(oj->t, &r) != 0 || r != (void *)5) /* still ours to join */
+		return (void *)3;
+	return NULL;
+}
+
+Test(misuse, join_from_a_plain_thread, .timeout = CREWT_TIMEOUT(30))
+{
+	outside_join oj = {.go = crew_future_new(), .rc = 1};
+	cr_assert_not_null(oj.go);
+	void *res = (void *)-1;
+	cr_assert_eq(crewt_run(2, outside_join_main, &oj, &res), 0);
+	cr_expect_null(res, "failed at step %p", res);
+	cr_expect_eq(oj.rc, -EPERM, "crew_join from a plain thread: %d", oj.rc);
+	crew_future_release(oj.go);
 }
 
 Test(misuse, identity_outside)

@@ -1,6 +1,9 @@
 /*
- * Sleep accuracy and timer throughput. tests/CMakeLists.txt runs this file
- * alone (RUN_SERIAL, --jobs=1): the measurements want an idle machine.
+ * Sleeps: never early, the right return codes, past deadlines without a
+ * suspension, timers due together in deadline order, many sleepers at once.
+ * Nothing here is timed against a bound: how late a sleep ends and how fast
+ * 100k sleepers get through depend on the machine's load; they are logged
+ * here and measured in bench/ (crew-bench sleepers, see bench/README.md).
  */
 #include "helpers.h"
 
@@ -10,8 +13,6 @@
 #include <stdlib.h>
 
 #define SAMPLES 7
-/* Median lateness allowed. */
-#define LATE_MAX (CREWT_SIZE(5, 20) * CREWT_MS)
 
 typedef struct accuracy {
 	bool until; /* crew_sleep_until instead of crew_sleep */
@@ -54,10 +55,9 @@ static void check_accuracy(unsigned workers, bool until)
 	cr_expect_eq(a.bad_rc, 0, "%s returned %d", fn, a.bad_rc);
 	cr_expect_eq(a.early, 0, "workers=%u: %s returned %lu ns early", workers, fn,
 	             (unsigned long)a.early);
-	for (int d = 0; d < 3; d++)
-		cr_expect_lt(a.late_median[d], LATE_MAX,
-		             "workers=%u: %s(%lu ms) is late by %.3f ms (median of %d)", workers, fn,
-		             (unsigned long)(durations[d] / CREWT_MS), a.late_median[d] / 1e6, SAMPLES);
+	for (int d = 0; d < 3; d++) /* lateness depends on the load: logged, not checked */
+		cr_log_info("workers=%u: %s(%lu ms) late by %.3f ms (median of %d)", workers, fn,
+		            (unsigned long)(durations[d] / CREWT_MS), a.late_median[d] / 1e6, SAMPLES);
 }
 
 Test(sleep, accuracy_1_worker, .timeout = CREWT_TIMEOUT(30)) { check_accuracy(1, false); }
@@ -67,37 +67,42 @@ Test(sleep, until_accuracy_2_workers, .timeout = CREWT_TIMEOUT(30)) { check_accu
 
 /* ---- deadlines in the past, zero sleeps ---- */
 
-#define AT_ONCE (CREWT_SIZE(1, 10) * CREWT_MS)
+/* "At once" means without suspending: on one worker, a task spawned just
+ * before cannot run until the caller suspends, so it must not have run when
+ * the calls return. (With two workers it may be stolen: return codes only.) */
 
 typedef struct past {
 	int rc[3];
-	uint64_t took[3]; /* medians: sleep_until(past), sleep_until(0), sleep(0) */
+	atomic_int bystander_ran, ran_before_return;
 } past;
+
+static void *bystander(void *p)
+{
+	past *ps = p;
+	atomic_store(&ps->bystander_ran, 1);
+	return NULL;
+}
 
 static void *sleep_in_past(void *p)
 {
 	past *ps = p;
-	uint64_t t[3][SAMPLES];
 	for (int i = 0; i < SAMPLES; i++) {
-		uint64_t t0 = crew_now();
-		int rc = crew_sleep_until(t0 - CREWT_MS);
-		uint64_t t1 = crew_now();
-		int rc2 = crew_sleep_until(0);
-		uint64_t t2 = crew_now();
-		int rc3 = crew_sleep(0);
-		uint64_t t3 = crew_now();
-		if (rc)
-			ps->rc[0] = rc;
-		if (rc2)
-			ps->rc[1] = rc2;
-		if (rc3)
-			ps->rc[2] = rc3;
-		t[0][i] = t1 - t0;
-		t[1][i] = t2 - t1;
-		t[2][i] = t3 - t2;
+		atomic_store(&ps->bystander_ran, 0);
+		crew_task *b = crew_spawn(bystander, ps);
+		if (!b)
+			return (void *)1;
+		int rc[3];
+		rc[0] = crew_sleep_until(crew_now() - CREWT_MS);
+		rc[1] = crew_sleep_until(0);
+		rc[2] = crew_sleep(0);
+		if (atomic_load(&ps->bystander_ran))
+			atomic_store(&ps->ran_before_return, 1);
+		for (int k = 0; k < 3; k++)
+			if (rc[k])
+				ps->rc[k] = rc[k];
+		if (crew_join(b, NULL) != 0)
+			return (void *)2;
 	}
-	for (int k = 0; k < 3; k++)
-		ps->took[k] = crewt_median(t[k], SAMPLES);
 	return NULL;
 }
 
@@ -107,12 +112,14 @@ Test(sleep, past_deadline_returns_at_once, .timeout = CREWT_TIMEOUT(30))
 	                              "crew_sleep(0)"};
 	for (unsigned w = 1; w <= 2; w++) {
 		past ps = {0};
-		cr_assert_eq(crewt_run(w, sleep_in_past, &ps, NULL), 0);
-		for (int k = 0; k < 3; k++) {
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(w, sleep_in_past, &ps, &res), 0);
+		cr_assert_null(res, "workers=%u: failed at step %p", w, res);
+		for (int k = 0; k < 3; k++)
 			cr_expect_eq(ps.rc[k], 0, "%s returned %d", what[k], ps.rc[k]);
-			cr_expect_lt(ps.took[k], AT_ONCE, "workers=%u: %s took %.3f ms", w, what[k],
-			             ps.took[k] / 1e6);
-		}
+		if (w == 1)
+			cr_expect(!atomic_load(&ps.ran_before_return),
+			          "a past deadline or a zero sleep suspended the task");
 	}
 }
 
@@ -275,75 +282,95 @@ Test(sleep, two_timers_due_together_any_phase, .timeout = CREWT_TIMEOUT(60))
 
 /* ---- many sleepers ---- */
 
+/* Correctness only: every sleeper runs once, none wakes early, every sleep
+ * returns 0. How fast the crowd gets through is a benchmark, not a test (a
+ * loaded machine misses any bound): `crew-bench sleepers --workers 2`, see
+ * bench/README.md. Two rounds in one runtime: the first on fresh fiber stacks,
+ * the second on reused ones. Half the sleepers use crew_sleep_until. */
 #define SLEEPERS CREWT_SIZE(100000, 10000)
-#define SLEEPERS_WALL (CREWT_SIZE(100, 5000) * CREWT_MS)
 #define NAP (10 * CREWT_MS)
-
-/* Rounds of SLEEPERS sleepers in one runtime: the first is cold (every fiber
- * stack is new memory, page faults included), the later ones reuse the
- * runtime's stacks. Wall time is noisy only upwards: the best round counts
- * for the 100 ms goal; the cold round gets a looser bound of its own. */
-#define CROWD_ROUNDS 3
-#define COLD_WALL (CREWT_SIZE(250, 10000) * CREWT_MS)
+#define CROWD_ROUNDS 2
 
 typedef struct crowd {
 	atomic_int early, bad_rc, done;
-	uint64_t wall[CROWD_ROUNDS];
-	int spawn_failed;
+	atomic_uchar ran[CROWD_ROUNDS][SLEEPERS]; /* times each sleeper ran */
+	int spawn_failed, join_failed;
+	uint64_t wall[CROWD_ROUNDS]; /* logged only */
 } crowd;
+
+typedef struct napper_arg {
+	crowd *c;
+	int round, i;
+} napper_arg;
 
 static void *napper(void *p)
 {
-	crowd *c = p;
+	napper_arg *a = p;
+	crowd *c = a->c;
+	atomic_fetch_add_explicit(&c->ran[a->round][a->i], 1, memory_order_relaxed);
 	uint64_t t0 = crew_now();
-	int rc = crew_sleep(NAP);
-	if (crew_now() - t0 < NAP)
+	int rc = a->i % 2 ? crew_sleep_until(t0 + NAP) : crew_sleep(NAP);
+	/* t0 is read before the call, so t0 + NAP is no later than the deadline
+	 * the runtime set: ending before it is early by any account. */
+	if (crew_now() < t0 + NAP)
 		atomic_fetch_add_explicit(&c->early, 1, memory_order_relaxed);
 	if (rc != 0)
 		atomic_fetch_add_explicit(&c->bad_rc, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->done, 1, memory_order_relaxed);
-	return NULL;
+	return a;
 }
 
 static void *crowd_main(void *p)
 {
 	crowd *c = p;
 	crew_task **t = malloc(SLEEPERS * sizeof *t);
-	if (!t)
+	napper_arg *args = malloc(SLEEPERS * sizeof *args);
+	if (!t || !args) {
+		free(t);
+		free(args);
 		return (void *)1;
+	}
 	for (int round = 0; round < CROWD_ROUNDS; round++) {
 		uint64_t t0 = crew_now();
-		for (int i = 0; i < SLEEPERS; i++)
-			if (!(t[i] = crew_spawn(napper, c)))
+		for (int i = 0; i < SLEEPERS; i++) {
+			args[i] = (napper_arg){c, round, i};
+			if (!(t[i] = crew_spawn(napper, &args[i])))
 				c->spawn_failed++;
-		for (int i = 0; i < SLEEPERS; i++)
-			if (t[i])
-				crew_join(t[i], NULL);
+		}
+		for (int i = 0; i < SLEEPERS; i++) {
+			void *r = NULL;
+			if (t[i] && (crew_join(t[i], &r) != 0 || r != &args[i]))
+				c->join_failed++;
+		}
 		c->wall[round] = crew_now() - t0;
 	}
 	free(t);
+	free(args);
 	return NULL;
 }
 
 Test(sleep, many_sleepers_2_workers, .timeout = CREWT_TIMEOUT(60))
 {
-	crowd c = {0};
+	crowd *c = calloc(1, sizeof *c);
+	cr_assert_not_null(c);
 	void *res = (void *)-1;
-	cr_assert_eq(crewt_run(2, crowd_main, &c, &res), 0);
+	cr_assert_eq(crewt_run(2, crowd_main, c, &res), 0);
 	cr_assert_null(res);
-	cr_expect_eq(c.spawn_failed, 0, "crew_spawn failed %d times", c.spawn_failed);
-	cr_expect_eq(atomic_load(&c.done), CROWD_ROUNDS * SLEEPERS);
-	cr_expect_eq(atomic_load(&c.early), 0, "%d sleeps ended early", atomic_load(&c.early));
-	cr_expect_eq(atomic_load(&c.bad_rc), 0, "%d sleeps failed", atomic_load(&c.bad_rc));
-	uint64_t best = UINT64_MAX;
-	for (int round = 0; round < CROWD_ROUNDS; round++) {
-		cr_log_info("%d sleepers of 10 ms, round %d: %.1f ms", SLEEPERS, round + 1,
-		            c.wall[round] / 1e6);
-		if (c.wall[round] < best)
-			best = c.wall[round];
-	}
-	cr_expect_lt(c.wall[0], COLD_WALL, "cold round: %d tasks sleeping 10 ms took %.1f ms",
-	             SLEEPERS, c.wall[0] / 1e6);
-	cr_expect_lt(best, SLEEPERS_WALL, "%d tasks sleeping 10 ms took %.1f ms (best of %d rounds)",
-	             SLEEPERS, best / 1e6, CROWD_ROUNDS);
+	cr_expect_eq(c->spawn_failed, 0, "crew_spawn failed %d times", c->spawn_failed);
+	cr_expect_eq(c->join_failed, 0, "%d joins failed or returned a wrong result",
+	             c->join_failed);
+	cr_expect_eq(atomic_load(&c->done), CROWD_ROUNDS * SLEEPERS);
+	int not_once = 0, first = -1;
+	for (int round = 0; round < CROWD_ROUNDS; round++)
+		for (int i = 0; i < SLEEPERS; i++)
+			if (atomic_load(&c->ran[round][i]) != 1 && not_once++ == 0)
+				first = round * SLEEPERS + i;
+	cr_expect_eq(not_once, 0, "%d sleepers did not run exactly once (first: #%d)", not_once,
+	             first);
+	cr_expect_eq(atomic_load(&c->early), 0, "%d sleeps ended early", atomic_load(&c->early));
+	cr_expect_eq(atomic_load(&c->bad_rc), 0, "%d sleeps failed", atomic_load(&c->bad_rc));
+	for (int round = 0; round < CROWD_ROUNDS; round++)
+		cr_log_info("%d sleepers of 10 ms, round %d: %.1f ms (not checked: see crew-bench)",
+		            SLEEPERS, round + 1, c->wall[round] / 1e6);
+	free(c);
 }
