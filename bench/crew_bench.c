@@ -194,20 +194,17 @@ static void *sleepers_main(void *arg)
  *   round i:  ping: req[i+1] = new; set(req[i], req[i+1]); rep[i+1] = await(rep[i])
  *             pong: req[i+1] = await(req[i]); rep[i+1] = new; set(rep[i], rep[i+1])
  *
- * A future is released by its sender once the other side has provably moved
- * past it (the receiver has returned from its await AND the sender's own set
- * has returned): ping frees req[i] after it got rep[i]; pong frees rep[i] after
- * it got req[i+1]. That way no release can race with a set still in progress.
+ * The receiver releases each future as soon as its await returned (crew.h:
+ * safe whatever the setter still does), and at the end the one it received
+ * but never awaited (req[n], rep[n]).
  */
 struct pingpong {
 	uint64_t rounds;
 	crew_future *req0, *rep0;
-	crew_future *last_rep; /* rep[n-1]: pong can't know when ping is done with it */
 };
 
 /* On a failure both sides just stop and leak their futures: the run is
- * reported as failed, and releasing one the other side may still touch would
- * be worse than a leak. A failing pong sets NULL so that ping stops too. */
+ * reported as failed. A failing pong sets NULL so that ping stops too. */
 static void *ping_task(void *arg)
 {
 	struct pingpong *pp = arg;
@@ -218,24 +215,23 @@ static void *ping_task(void *arg)
 		if (!next_req || crew_future_set(req, next_req) != 0 ||
 		    crew_future_await(rep, &next_rep) != 0 || !next_rep)
 			return ptr_of(0);
-		crew_future_release(req);
+		crew_future_release(rep);
 		req = next_req;
 		rep = next_rep;
 	}
-	crew_future_release(req); /* req[n]: set by nobody, awaited by nobody */
+	crew_future_release(rep); /* rep[n]: received, never set */
 	return ptr_of(1);
 }
 
 static void *pong_task(void *arg)
 {
 	struct pingpong *pp = arg;
-	crew_future *req = pp->req0, *rep = pp->rep0, *prev_rep = NULL;
+	crew_future *req = pp->req0, *rep = pp->rep0;
 	for (uint64_t i = 0; i < pp->rounds; i++) {
 		void *next_req = NULL;
 		if (crew_future_await(req, &next_req) != 0)
 			return ptr_of(0);
-		if (prev_rep) /* ping got it: it asked again */
-			crew_future_release(prev_rep);
+		crew_future_release(req);
 		crew_future *next_rep = crew_future_new();
 		if (!next_rep) {
 			crew_future_set(rep, NULL);
@@ -243,12 +239,10 @@ static void *pong_task(void *arg)
 		}
 		if (crew_future_set(rep, next_rep) != 0)
 			return ptr_of(0);
-		prev_rep = rep;
 		req = next_req;
 		rep = next_rep;
 	}
-	pp->last_rep = prev_rep;
-	crew_future_release(rep); /* rep[n]: set by nobody, awaited by nobody */
+	crew_future_release(req); /* req[n]: received, never set */
 	return ptr_of(1);
 }
 
@@ -276,14 +270,8 @@ static void *pingpong_main(void *arg)
 	if (!u64_of(ping_ok))
 		crew_cancel(pong); /* it may wait for a request that never comes */
 	crew_join(pong, &pong_ok);
-	if (!u64_of(ping_ok) || !u64_of(pong_ok)) {
+	if (!u64_of(ping_ok) || !u64_of(pong_ok))
 		ctx->failed = "pingpong: a future operation failed";
-		return NULL;
-	}
-	/* Both tasks are done: the one future still owned by nobody is rep[n-1]
-	 * (NULL when n == 0: then ping and pong released req[0] and rep[0]). */
-	if (pp.last_rep)
-		crew_future_release(pp.last_rep);
 	return NULL;
 }
 
