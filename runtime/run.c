@@ -191,13 +191,19 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 		return err;
 	}
 	crew__store_release_ptr(&crew__rt, rt);
+	/* The first stacks, before anything is queued: a runtime that cannot
+	 * have one fails here, having run nothing. */
+	if ((err = crew__stack_prepare(rt)) != 0)
+		goto out;
 	rt->main = crew_spawn_named(main_fn, arg, "main");
 	if (!rt->main) {
 		err = -ENOMEM;
 		goto out;
 	}
 #if !defined(CREW_ASAN)
-	crew__overflow_install(); /* ASan reports stack overflows itself */
+	/* ASan reports stack overflows itself. Failure is ignored on purpose:
+	 * overflow.c said why on stderr, and the run works without messages. */
+	(void)crew__overflow_install();
 #endif
 	unsigned started = 0;
 	for (; started < rt->nworkers; started++) {

@@ -232,6 +232,10 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 		errno = EPERM;
 		return NULL;
 	}
+	if (CREW_UNLIKELY(crew__stack_pressure(rt))) { /* tasks wait for stacks: stack_starve.c */
+		errno = ENOMEM;
+		return NULL;
+	}
 	crew__worker *w = crew__worker_current();
 	crew_task *t = crew__task_alloc(w);
 	if (!t) {
