@@ -231,6 +231,14 @@ static void *big_frame_task(void *arg)
 	return (void *)(uintptr_t)big_frame();
 }
 
+int crewt_frame_over_neighbour(void); /* stack_noclash.c */
+
+static void *frame_over_neighbour_task(void *arg)
+{
+	(void)arg;
+	return (void *)(uintptr_t)crewt_frame_over_neighbour();
+}
+
 typedef struct overflow_case {
 	crew_fn fn;
 	size_t stack;
@@ -260,8 +268,10 @@ static void overflow_child(void *arg)
 	_exit(3); /* must not get here */
 }
 
-static void expect_overflow_message(overflow_case *c, const char *what)
+/* Returns the child's stderr (static copy). */
+static const char *expect_overflow_message(overflow_case *c, const char *what)
 {
+	static char err[4096];
 	crewt_proc p;
 	cr_assert_eq(crewt_fork_capture(overflow_child, c, 20 * CREWT_SEC, &p), 0);
 	cr_expect(killed_by(&p, SIGABRT), "%s: child %s, expected SIGABRT; stdout:\n%s\nstderr:\n%s",
@@ -272,14 +282,17 @@ static void expect_overflow_message(overflow_case *c, const char *what)
 	snprintf(size, sizeof size, "stack size %zu bytes", c->stack);
 	cr_expect_not_null(strstr(p.err, size), "%s: stderr does not say '%s':\n%s", what, size,
 	                   p.err);
+	snprintf(err, sizeof err, "%s", p.err);
 	crewt_proc_free(&p);
+	return err;
 }
 
 Test(stack, canary_catches_overflow_on_unguarded_stack, .timeout = CREWT_TIMEOUT(30))
 {
 	/* one worker: the task's neighbour is not resumed before the check */
 	overflow_case c = {dig_task, 64 * KIB, 1, true, 0};
-	expect_overflow_message(&c, "unguarded stack");
+	const char *how = expect_overflow_message(&c, "unguarded stack");
+	cr_expect_not_null(strstr(how, "canary"), "not found by the canary:\n%s", how);
 }
 
 Test(stack, mprotect_guard_catches_overflow, .timeout = CREWT_TIMEOUT(30))
@@ -292,6 +305,16 @@ Test(stack, frame_larger_than_guard_hits_it, .timeout = CREWT_TIMEOUT(30))
 {
 	overflow_case c = {big_frame_task, 256 * KIB, 2, false, SIZE_MAX};
 	expect_overflow_message(&c, "330 KiB frame, native guards");
+}
+
+/* Code built without stack-clash protection: a fault in another stack's
+ * guard is still recognised as this task's overflow. The task gets the
+ * fourth stack of the first slab (stacks 0 and 1 are the workers' reserves,
+ * 2 is main's), so there is a stack below it. */
+Test(stack, fault_in_neighbour_guard_is_an_overflow, .timeout = CREWT_TIMEOUT(30))
+{
+	overflow_case c = {frame_over_neighbour_task, 16 * KIB, 2, false, SIZE_MAX};
+	expect_overflow_message(&c, "frame over the neighbour's guard");
 }
 
 Test(stack, frame_larger_than_guard_hits_mprotect_guard, .timeout = CREWT_TIMEOUT(30))
