@@ -34,19 +34,6 @@
 /* Test hook of stack.c: at most this many stacks get an mprotect guard. */
 extern size_t crew__stack_guard_limit;
 
-static bool killed_by(const crewt_proc *p, int sig)
-{
-	return WIFSIGNALED(p->status) && WTERMSIG(p->status) == sig;
-}
-
-static unsigned count(const char *hay, const char *needle)
-{
-	unsigned n = 0;
-	for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	return n;
-}
-
 /* ---- a kernel without MADV_GUARD_INSTALL, simulated ---- */
 
 #if defined(__x86_64__)
@@ -172,6 +159,19 @@ Test(stack, live_sleepers_without_guard_madvise, .timeout = CREWT_TIMEOUT(120))
  * leave out (ASan) or which runs under the sanitizer's own (TSan); an
  * address-space limit is incompatible with their shadow memory. */
 #if !CREWT_SANITIZER
+
+static bool killed_by(const crewt_proc *p, int sig)
+{
+	return WIFSIGNALED(p->status) && WTERMSIG(p->status) == sig;
+}
+
+static unsigned count(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	return n;
+}
 
 /* ---- overflows ---- */
 
