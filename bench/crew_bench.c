@@ -1,7 +1,7 @@
 /*
  * crew-bench - the crew side of the benchmark contract (see DESIGN.md).
  *
- *   crew-bench <workload> [--workers N] [--n N] [--stack-kib K] [--guard-madvise off]
+ *   crew-bench <workload> [--workers N] [--n N] [--stack-kib K] [--guard-madvise on|off]
  *
  * --guard-madvise off makes madvise(MADV_GUARD_INSTALL) and process_madvise
  * fail with EINVAL (a seccomp filter), as on kernels before 6.13 (Debian 12's
@@ -432,7 +432,7 @@ static const struct workload workloads[] = {
 static void usage(void)
 {
 	fputs("usage: crew-bench <workload> [--workers N] [--n N] [--stack-kib K]"
-	      " [--guard-madvise off]\n"
+	      " [--guard-madvise on|off]\n"
 	      "workloads:", stderr);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
 		fprintf(stderr, " %s (n=%" PRIu64 ")", workloads[i].name,
@@ -499,8 +499,9 @@ int main(int argc, char **argv)
 			n = parse_count("--n", value, UINT64_MAX / 2);
 		else if (strcmp(argv[i], "--stack-kib") == 0)
 			stack_kib = parse_count("--stack-kib", value, 1024 * 1024);
-		else if (strcmp(argv[i], "--guard-madvise") == 0 && value && strcmp(value, "off") == 0)
-			guard_madvise = false;
+		else if (strcmp(argv[i], "--guard-madvise") == 0 && value &&
+			 (strcmp(value, "on") == 0 || strcmp(value, "off") == 0))
+			guard_madvise = strcmp(value, "on") == 0;
 		else {
 			fprintf(stderr, "crew-bench: unknown option '%s'\n", argv[i]);
 			usage();
