@@ -97,6 +97,8 @@ static void overflow_chain(int sig, siginfo_t *info, void *uctx)
 
 static void overflow_handler(int sig, siginfo_t *info, void *uctx)
 {
+	/* acquire: pairs with crew_run's release store of crew__rt (run.c);
+	 * NULL once the run is over (a handler that chained to ours) */
 	crew__runtime *rt = crew__load_acquire_ptr(&crew__rt);
 	/* si_code > 0: raised by the kernel for this access, not sent */
 	if (rt && info && info->si_code > 0 && crew__stack_in_guard(rt, info->si_addr)) {

@@ -272,7 +272,7 @@ CREW_COLD static void stack_overflow_abort(const char *name, const char *how)
 
 /* After a switch back to the scheduler, with canaries in use: check the
  * stack that just switched out (the exited task's, or the running task's). */
-void crew__stack_check_slow(crew__worker *w)
+__attribute__((noinline)) void crew__stack_check_slow(crew__worker *w)
 {
 	crew__stack *s;
 	const char *name;
@@ -323,6 +323,8 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 	slab->one = one;
 	char *first = base + ps; /* above the pad page */
 	unsigned guarded = slab_guard(rt, first, one, guard);
+	/* Relaxed: these stacks reach another worker only through the cold
+	 * list, whose mutex orders this store before that worker's use. */
 	if (guarded < CREW_STACK_SLAB)
 		crew__store_32(&crew__stack_canaries, 1);
 	crew__stack *head = NULL, *tail = NULL;
