@@ -69,19 +69,17 @@ static void overflow_report(crew__runtime *rt, crew_task *t)
 static void overflow_chain(int sig, siginfo_t *info, void *uctx)
 {
 	const struct sigaction *old = &crew__old_segv;
-	if (old->sa_flags & SA_SIGINFO) {
-		sigset_t prev;
-		sigprocmask(SIG_BLOCK, &old->sa_mask, &prev);
-		old->sa_sigaction(sig, info, uctx);
-		sigprocmask(SIG_SETMASK, &prev, NULL);
-		return;
-	}
+	/* sa_handler and sa_sigaction share storage: SIG_DFL and SIG_IGN are
+	 * told apart through sa_handler whatever the flags say */
 	if (old->sa_handler == SIG_IGN && info && info->si_code <= 0)
 		return; /* sent with kill() or sigqueue(): ignored, as it would be */
 	if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
 		sigset_t prev;
 		sigprocmask(SIG_BLOCK, &old->sa_mask, &prev);
-		old->sa_handler(sig);
+		if (old->sa_flags & SA_SIGINFO)
+			old->sa_sigaction(sig, info, uctx);
+		else
+			old->sa_handler(sig);
 		sigprocmask(SIG_SETMASK, &prev, NULL);
 		return;
 	}

@@ -593,4 +593,32 @@ Test(stack, segv_default_action, .timeout = CREWT_TIMEOUT(30))
 	crewt_proc_free(&p);
 }
 
+static void *raise_segv_main(void *arg)
+{
+	(void)arg;
+	raise(SIGSEGV); /* sent, not a fault: SIG_IGN ignores it */
+	printf("survived\n");
+	return NULL;
+}
+
+static void ignore_child(void *arg)
+{
+	(void)arg;
+	signal(SIGSEGV, SIG_IGN);
+	crewt_run(2, raise_segv_main, NULL, NULL);
+	crewt_run(2, null_deref_main, (void *)16, NULL); /* a real fault cannot be ignored */
+	_exit(3);
+}
+
+/* SIG_IGN before crew_run: a sent SIGSEGV is ignored, a fault still kills. */
+Test(stack, segv_ignored_only_when_sent, .timeout = CREWT_TIMEOUT(30))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(ignore_child, NULL, 20 * CREWT_SEC, &p), 0);
+	cr_expect_str_eq(p.out, "survived\n", "stdout:\n%s\nstderr:\n%s", p.out, p.err);
+	cr_expect(killed_by(&p, SIGSEGV), "child %s, expected SIGSEGV; stderr:\n%s",
+	          crewt_status_str(p.status), p.err);
+	crewt_proc_free(&p);
+}
+
 #endif /* !CREWT_SANITIZER */
