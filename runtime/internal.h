@@ -127,6 +127,7 @@ typedef struct crew__runtime {
 	pthread_mutex_t stack_lock;
 	crew__stack *stack_cold;  /* returned to the OS (MADV_DONTNEED), reusable */
 	struct crew__stack_slab *stack_slabs; /* atomic head: read by the SIGSEGV handler */
+	size_t stack_nslabs;      /* under stack_lock: slabs mapped in this run */
 	size_t guard_budget;      /* under stack_lock: stacks that may still get an mprotect guard */
 	bool guard_budget_known;  /* under stack_lock */
 	/* stack pressure (stack_starve.c): set while tasks wait for a stack */
@@ -231,8 +232,10 @@ int crew__stack_prepare(crew__runtime *rt);
 bool crew__stack_in_guard(crew__runtime *rt, const void *addr);
 crew__stack *crew__stack_pop_cold(crew__runtime *rt);
 void crew__stack_push_hot(crew__worker *w, crew__stack *s);
-/* Test hook: at most this many stacks get an mprotect guard (SIZE_MAX: no cap). */
+/* Test hooks: at most this many stacks get an mprotect guard, and at most
+ * this many slabs (64 stacks each) are mapped per run (SIZE_MAX: no cap). */
 extern size_t crew__stack_guard_limit;
+extern size_t crew__stack_slab_limit;
 
 /* Canaries: set once a stack without a guard page exists; then every switch
  * back to the scheduler checks the canary of the stack that switched. */

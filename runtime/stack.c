@@ -85,6 +85,7 @@ static uint32_t crew__batch_guard = 1; /* process_madvise takes guards */
 static int crew__self_pidfd = -1;      /* set before the workers start */
 
 size_t crew__stack_guard_limit = SIZE_MAX;
+size_t crew__stack_slab_limit = SIZE_MAX;
 uint32_t crew__stack_canaries;
 
 static size_t page_size(void)
@@ -309,6 +310,13 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 	size_t usable = (rt->stack_size + sizeof(crew__stack) + CREW_CANARY_BYTES + ps - 1) & ~(ps - 1);
 	size_t one = guard + usable;
 	size_t len = ps + one * CREW_STACK_SLAB;
+	if (CREW_UNLIKELY(crew__stack_slab_limit != SIZE_MAX)) { /* tests: out of memory at will */
+		pthread_mutex_lock(&rt->stack_lock);
+		bool full = rt->stack_nslabs >= crew__stack_slab_limit;
+		pthread_mutex_unlock(&rt->stack_lock);
+		if (full)
+			return -ENOMEM;
+	}
 	struct crew__stack_slab *slab = malloc(sizeof(*slab));
 	if (!slab)
 		return -ENOMEM;
@@ -352,6 +360,7 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 		}
 	}
 	pthread_mutex_lock(&rt->stack_lock);
+	rt->stack_nslabs++;
 	slab->next = rt->stack_slabs;
 	/* release: the slab's fields before the SIGSEGV handler's acquire
 	 * load of the list head (crew__stack_in_guard) */

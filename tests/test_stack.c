@@ -31,8 +31,10 @@
 #define KIB 1024u
 #define GUARD (64 * KIB) /* CREW_GUARD_PAGES * 4 KiB */
 
-/* Test hook of stack.c: at most this many stacks get an mprotect guard. */
+/* Test hooks of stack.c: at most this many stacks get an mprotect guard,
+ * at most this many slabs of 64 stacks are mapped per run. */
 extern size_t crew__stack_guard_limit;
+extern size_t crew__stack_slab_limit;
 
 /* ---- a kernel without MADV_GUARD_INSTALL, simulated ---- */
 
@@ -159,6 +161,114 @@ Test(stack, live_sleepers_without_guard_madvise, .timeout = CREWT_TIMEOUT(120))
 	crewt_proc_free(&p);
 }
 
+/* ---- out of memory for stacks: tasks wait for one ---- */
+
+static unsigned count(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	return n;
+}
+
+/* One slab of stacks fits, a second does not: tasks beyond its stacks wait for one. */
+typedef struct starve_ctx {
+	crew_future *gate;
+	atomic_uint ran;
+} starve_ctx;
+
+static void *gated(void *arg)
+{
+	starve_ctx *s = arg;
+	crew_future_await(s->gate, NULL);
+	atomic_fetch_add(&s->ran, 1);
+	return (void *)1;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+#define STARVE_MAX 10000u
+
+static void *starve_main(void *arg)
+{
+	starve_ctx *s = arg;
+	s->gate = crew_future_new();
+	crew_task **t = calloc(STARVE_MAX, sizeof *t);
+	if (!s->gate || !t)
+		return NULL;
+	/* Spawn and let each task start (it takes a stack and waits at the
+	 * gate) until the stacks run out and crew_spawn says so. */
+	unsigned n = 0;
+	int spawn_errno = 0;
+	while (n < STARVE_MAX) {
+		errno = 0;
+		if (!(t[n] = crew_spawn(gated, s))) {
+			spawn_errno = errno;
+			break;
+		}
+		n++;
+		crew_yield();
+	}
+	unsigned before_gate = atomic_load(&s->ran);
+	crew_future_set(s->gate, NULL);
+	uintptr_t ok = 0;
+	for (unsigned i = 0; i < n; i++) {
+		void *r = NULL;
+		crew_join(t[i], &r);
+		ok += (uintptr_t)r;
+	}
+	/* every starved task ran; the pressure is over: spawn works again */
+	crew_task *after = crew_spawn(nothing, (void *)7);
+	void *r = NULL;
+	int join = after ? crew_join(after, &r) : -1;
+	printf("spawn errno %s, ran before gate %u, all ran %d, spawn after %s\n",
+	       spawn_errno == ENOMEM ? "ENOMEM" : strerror(spawn_errno), before_gate,
+	       ok == n && atomic_load(&s->ran) == n && n < STARVE_MAX,
+	       join == 0 && r == (void *)7 ? "ok" : "failed");
+	free(t);
+	crew_future_release(s->gate);
+	return NULL;
+}
+
+static void *starve_run(size_t stack_size)
+{
+	starve_ctx s = {0};
+	int rc = crewt_run_stack(2, stack_size, starve_main, &s, NULL);
+	printf("run %d\n", rc);
+	return NULL;
+}
+
+static void expect_starved_tasks_ran(void (*child)(void *))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(child, NULL, CREWT_TIMEOUT(50) * CREWT_SEC, &p), 0);
+	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
+	          crewt_status_str(p.status), p.err);
+	cr_expect_str_eq(p.out,
+	                 "spawn errno ENOMEM, ran before gate 0, all ran 1, spawn after ok\nrun 0\n",
+	                 "stdout:\n%s\nstderr:\n%s", p.out, p.err);
+	cr_expect_eq(count(p.err, "out of memory for fiber stacks"), 1u,
+	             "expected one message on stderr:\n%s", p.err);
+	crewt_proc_free(&p);
+}
+
+static void slab_limit_child(void *arg)
+{
+	(void)arg;
+	crew__stack_slab_limit = 1; /* the slab crew_run maps first, no other */
+	starve_run(0);
+}
+
+/* The same as tasks_wait_for_a_stack below with a real address-space limit,
+ * but with the test hook: runs under the sanitizers too. */
+Test(stack, tasks_wait_for_a_stack_slab_limit, .timeout = CREWT_TIMEOUT(60))
+{
+	expect_starved_tasks_ran(slab_limit_child);
+}
+
 /* The overflow tests need crew's SIGSEGV handler, which sanitizer builds
  * leave out (ASan) or which runs under the sanitizer's own (TSan); an
  * address-space limit is incompatible with their shadow memory. */
@@ -167,14 +277,6 @@ Test(stack, live_sleepers_without_guard_madvise, .timeout = CREWT_TIMEOUT(120))
 static bool killed_by(const crewt_proc *p, int sig)
 {
 	return WIFSIGNALED(p->status) && WTERMSIG(p->status) == sig;
-}
-
-static unsigned count(const char *hay, const char *needle)
-{
-	unsigned n = 0;
-	for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	return n;
 }
 
 /* ---- overflows ---- */
@@ -379,89 +481,16 @@ Test(stack, run_returns_enomem_without_a_stack, .timeout = CREWT_TIMEOUT(30))
 	crewt_proc_free(&p);
 }
 
-/* One slab fits, a second does not: tasks beyond its stacks wait for one. */
-typedef struct starve_ctx {
-	crew_future *gate;
-	atomic_uint ran;
-} starve_ctx;
-
-static void *gated(void *arg)
-{
-	starve_ctx *s = arg;
-	crew_future_await(s->gate, NULL);
-	atomic_fetch_add(&s->ran, 1);
-	return (void *)1;
-}
-
-static void *nothing(void *arg)
-{
-	return arg;
-}
-
-#define STARVE_MAX 10000u
-
-static void *starve_main(void *arg)
-{
-	starve_ctx *s = arg;
-	s->gate = crew_future_new();
-	crew_task **t = calloc(STARVE_MAX, sizeof *t);
-	if (!s->gate || !t)
-		return NULL;
-	/* Spawn and let each task start (it takes a stack and waits at the
-	 * gate) until the stacks run out and crew_spawn says so. */
-	unsigned n = 0;
-	int spawn_errno = 0;
-	while (n < STARVE_MAX) {
-		errno = 0;
-		if (!(t[n] = crew_spawn(gated, s))) {
-			spawn_errno = errno;
-			break;
-		}
-		n++;
-		crew_yield();
-	}
-	unsigned before_gate = atomic_load(&s->ran);
-	crew_future_set(s->gate, NULL);
-	uintptr_t ok = 0;
-	for (unsigned i = 0; i < n; i++) {
-		void *r = NULL;
-		crew_join(t[i], &r);
-		ok += (uintptr_t)r;
-	}
-	/* every starved task ran; the pressure is over: spawn works again */
-	crew_task *after = crew_spawn(nothing, (void *)7);
-	void *r = NULL;
-	int join = after ? crew_join(after, &r) : -1;
-	printf("spawn errno %s, ran before gate %u, all ran %d, spawn after %s\n",
-	       spawn_errno == ENOMEM ? "ENOMEM" : strerror(spawn_errno), before_gate,
-	       ok == n && atomic_load(&s->ran) == n && n < STARVE_MAX,
-	       join == 0 && r == (void *)7 ? "ok" : "failed");
-	free(t);
-	crew_future_release(s->gate);
-	return NULL;
-}
-
 static void starve_child(void *arg)
 {
 	(void)arg;
 	limit_address_space(SLAB_BYTES + ((size_t)1 << 30));
-	starve_ctx s = {0};
-	int rc = crewt_run_stack(2, BIG_STACK, starve_main, &s, NULL);
-	printf("run %d\n", rc);
+	starve_run(BIG_STACK);
 }
 
 Test(stack, tasks_wait_for_a_stack, .timeout = CREWT_TIMEOUT(60))
 {
-	crewt_proc p;
-	cr_assert_eq(crewt_fork_capture(starve_child, NULL, 50 * CREWT_SEC, &p), 0);
-	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
-	          crewt_status_str(p.status), p.err);
-	cr_expect_str_eq(p.out,
-	                 "spawn errno ENOMEM, ran before gate 0, all ran 1, spawn after ok\nrun 0\n",
-	                 "stdout:\n%s\nstderr:\n%s", p.out, p.err);
-	cr_expect_eq(count(p.err, "out of memory for fiber stacks"), 1u,
-	             "expected one message on stderr:\n%s", p.err);
-	crewt_proc_free(&p);
+	expect_starved_tasks_ran(starve_child);
 }
 
 /* ---- the SIGSEGV handler beside the application's ---- */
