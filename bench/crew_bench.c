@@ -1,7 +1,11 @@
 /*
  * crew-bench - the crew side of the benchmark contract (see DESIGN.md).
  *
- *   crew-bench <workload> [--workers N] [--n N] [--stack-kib K]
+ *   crew-bench <workload> [--workers N] [--n N] [--stack-kib K] [--guard-madvise on|off]
+ *
+ * --guard-madvise off makes madvise(MADV_GUARD_INSTALL) and process_madvise
+ * fail with EINVAL (a seccomp filter), as on kernels before 6.13 (Debian 12's
+ * 6.1): crew then guards stacks with mprotect, within its map-count budget.
  *
  * --workers 0 (the default) and --stack-kib 0 (the default) leave the choice
  * to crew (CREW_WORKERS or the CPU count; 256 KiB fiber stacks). The harness
@@ -26,6 +30,10 @@
  *   fib       fib(n) with a task per call: spawn fib(n-1), compute fib(n-2)
  *             by a direct call, join. n is the fib argument (default 30).
  *   sleepers  main spawns n tasks that each sleep 10 ms, then joins them all.
+ *   live      like sleepers, but all n are alive at once: each task, once
+ *             started, waits on a gate future; the last to start tells main,
+ *             which opens the gate and joins them all (n fiber stacks in use
+ *             at the same moment: the memory and map-count worst case).
  *   pingpong  two tasks make n round trips; every message is a fresh future
  *             (crew_future_new/set/await/release per message, two per round).
  *   yield     two tasks call crew_yield() n/2 times each (n yields in total);
@@ -40,8 +48,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MS 1000000ULL /* nanoseconds per millisecond */
 
@@ -184,6 +199,61 @@ static void *sleepers_main(void *arg)
 	return NULL;
 }
 
+/* ---- live ----------------------------------------------------------------- */
+
+struct live_ctx {
+	uint64_t n;
+	uint64_t started; /* atomic */
+	crew_future *all_started, *gate;
+};
+
+static void *live_task(void *arg)
+{
+	struct live_ctx *l = arg;
+	if (__atomic_add_fetch(&l->started, 1, __ATOMIC_RELAXED) == l->n)
+		crew_future_set(l->all_started, NULL);
+	return ptr_of(crew_future_await(l->gate, NULL) == 0);
+}
+
+static void *live_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	struct live_ctx l = { .n = ctx->n };
+	crew_task **tasks = malloc(ctx->n * sizeof *tasks);
+	l.all_started = crew_future_new();
+	l.gate = crew_future_new();
+	if (!tasks || !l.all_started || !l.gate) {
+		ctx->failed = "live: out of memory";
+		free(tasks);
+		crew_future_release(l.all_started);
+		crew_future_release(l.gate);
+		return NULL;
+	}
+	uint64_t spawned = 0;
+	for (; spawned < ctx->n; spawned++) {
+		tasks[spawned] = crew_spawn(live_task, &l);
+		if (!tasks[spawned])
+			break;
+	}
+	if (spawned == ctx->n && ctx->n)
+		crew_future_await(l.all_started, NULL);
+	crew_future_set(l.gate, NULL);
+	uint64_t ok = 0;
+	for (uint64_t i = 0; i < spawned; i++) {
+		void *r = NULL;
+		if (crew_join(tasks[i], &r) == 0)
+			ok += u64_of(r);
+	}
+	free(tasks);
+	crew_future_release(l.all_started);
+	crew_future_release(l.gate);
+	if (spawned < ctx->n)
+		ctx->failed = "live: crew_spawn failed";
+	else if (ok != ctx->n)
+		ctx->failed = "live: a future await or crew_join failed";
+	return NULL;
+}
+
 /* ---- pingpong ------------------------------------------------------------- */
 
 /*
@@ -302,19 +372,55 @@ static void *yield_main(void *arg)
 	return NULL;
 }
 
+/* ---- a kernel without MADV_GUARD_INSTALL --------------------------------- */
+
+#if defined(__x86_64__)
+#define BENCH_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define BENCH_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* madvise(..., 102 = MADV_GUARD_INSTALL) and process_madvise fail with
+ * EINVAL from now on, in this thread and the threads it creates. */
+static int block_guard_madvise(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, BENCH_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_madvise, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		/* the advice (args[2]), low 32 bits on little-endian */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		return -errno;
+	return 0;
+}
+
 /* ---- driver --------------------------------------------------------------- */
 
 static const struct workload workloads[] = {
 	{ "spawn", 1000000, spawn_main, false },
 	{ "fib", 30, fib_main, false },
 	{ "sleepers", 100000, sleepers_main, false },
+	{ "live", 100000, live_main, false },
 	{ "pingpong", 1000000, pingpong_main, false },
 	{ "yield", 10000000, yield_main, true },
 };
 
 static void usage(void)
 {
-	fputs("usage: crew-bench <workload> [--workers N] [--n N] [--stack-kib K]\n"
+	fputs("usage: crew-bench <workload> [--workers N] [--n N] [--stack-kib K]"
+	      " [--guard-madvise on|off]\n"
 	      "workloads:", stderr);
 	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
 		fprintf(stderr, " %s (n=%" PRIu64 ")", workloads[i].name,
@@ -372,6 +478,7 @@ int main(int argc, char **argv)
 	uint64_t n = w->default_n;
 	unsigned workers = 0;
 	size_t stack_kib = 0;
+	bool guard_madvise = true;
 	for (int i = 2; i < argc; i += 2) {
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--workers") == 0)
@@ -380,6 +487,9 @@ int main(int argc, char **argv)
 			n = parse_count("--n", value, UINT64_MAX / 2);
 		else if (strcmp(argv[i], "--stack-kib") == 0)
 			stack_kib = parse_count("--stack-kib", value, 1024 * 1024);
+		else if (strcmp(argv[i], "--guard-madvise") == 0 && value &&
+			 (strcmp(value, "on") == 0 || strcmp(value, "off") == 0))
+			guard_madvise = strcmp(value, "on") == 0;
 		else {
 			fprintf(stderr, "crew-bench: unknown option '%s'\n", argv[i]);
 			usage();
@@ -392,6 +502,10 @@ int main(int argc, char **argv)
 		usage();
 	}
 
+	if (!guard_madvise && block_guard_madvise() != 0) {
+		fprintf(stderr, "crew-bench: seccomp filter: %s\n", strerror(errno));
+		return 1;
+	}
 	struct bench_ctx ctx = { .n = n };
 	crew_config cfg = { .workers = workers, .stack_size = stack_kib * 1024 };
 	struct timespec t0;

@@ -95,6 +95,53 @@
  * A child forked while no runtime runs is an ordinary process and may call
  * crew_run.
  *
+ * Stacks
+ * - Every task that starts on a worker gets a fiber stack of
+ *   crew_config.stack_size usable bytes (256 KiB by default), reserved address
+ *   space of which only the touched pages cost memory. A task joined before it
+ *   started runs inline on its joiner's stack and needs none. Below each stack
+ *   lies a 64 KiB guard region.
+ * - Guards: on Linux >= 6.13 every stack has a guard (MADV_GUARD_INSTALL, no
+ *   extra memory map). On older kernels a guard costs up to two entries of
+ *   vm.max_map_count (65530 by default, for the whole process), so only the
+ *   first stacks of a run get one: as many as a quarter of the map entries
+ *   left free when crew_run needs the first guard (about 16,000 by default),
+ *   leaving the rest to the application. Later stacks get a canary instead,
+ *   just below their guard region, checked whenever their task switches back to
+ *   the scheduler (suspends, or finishes).
+ * - Overflow: a task that touches a guard (its own stack's or any other
+ *   crew stack's) is reported on stderr with its name and the stack size, and
+ *   the process aborts. On a stack without guard an overflow is reported when
+ *   it ran through the whole 64 KiB region below the stack and wrote the canary
+ *   (up to there it damages nothing but unused memory), when the task next
+ *   switches back to the scheduler; an overflow that skips the canary, or one
+ *   that crashes before the check, goes unreported.
+ * - Frames larger than the guard: build task code with
+ *   -fstack-clash-protection (gcc, clang; crew itself is built with it), so
+ *   that a large frame touches every page on the way down and hits the guard.
+ *   Without it a frame over 64 KiB can jump the guard and silently corrupt
+ *   another task's stack.
+ * - SIGSEGV: crew_run installs a process-wide SIGSEGV handler for the run
+ *   (not in AddressSanitizer builds, which report overflows themselves). A
+ *   fault that is not in a crew guard goes to the disposition that was in
+ *   place when crew_run started: its handler is called (with its sa_mask
+ *   blocked), and SIG_DFL (or SIG_IGN, for a fault the kernel would not let
+ *   one ignore) kills the process as it would have without crew. When crew_run
+ *   returns it restores that disposition only if crew's handler is still
+ *   installed: a handler the application installed during the run stays.
+ *   An application handler that wants crew's messages can call the previous
+ *   handler it got from sigaction().
+ * - Out of memory for stacks (RLIMIT_AS, overcommit limits, vm.max_map_count):
+ *   crew_run maps the first stacks before main runs and returns -ENOMEM when it
+ *   cannot. Later, a task that reaches a worker when no stack can be mapped is
+ *   not lost: it waits in a FIFO and starts (in that order) as soon as some
+ *   other task finishes and releases its stack; one message on stderr says so
+ *   the first time. While any task waits, crew_spawn fails with ENOMEM (the
+ *   caller can back off, join some of its tasks, retry). The one case that
+ *   cannot resolve itself: if, after a task had to wait, no other task ever
+ *   finishes (every task that holds a stack waits for a waiting one, e.g.
+ *   joins it), the run hangs.
+ *
  * Environment: CREW_WORKERS=N sets the number of workers when the config says 0.
  */
 #ifndef CREW_H
@@ -128,7 +175,8 @@ typedef struct crew_future crew_future;
 /** Runtime configuration; a zero field means "the default". */
 typedef struct crew_config {
 	unsigned workers;      /**< worker threads; 0: CREW_WORKERS, else online CPUs */
-	size_t stack_size;     /**< usable bytes per fiber stack; 0: 256 KiB */
+	size_t stack_size;     /**< usable bytes per fiber stack (16 KiB to 1 GiB; see
+	                            "Stacks" above); 0: 256 KiB */
 	unsigned ring_entries; /**< io_uring submission queue size per worker; 0: 256 */
 } crew_config;
 
@@ -146,11 +194,14 @@ typedef struct crew_config {
  *
  * `result` (may be NULL) receives main's return value.
  * Returns 0; -EINVAL when `main` is NULL; -EBUSY when called from inside a task
- * (or while another crew_run is running in this process); -ENOMEM; the error
- * of pthread_create (-EAGAIN...) when a worker thread cannot be started, with
- * a message on stderr; -EPERM in a child forked while a runtime ran (see
- * fork() above); or the error of io_uring setup (-ENOSYS, -EPERM: io_uring
- * unavailable, with a message on stderr). On error `main` never ran.
+ * (or while another crew_run is running in this process); -ENOMEM when memory
+ * for the runtime or for its first fiber stacks cannot be had (a message on
+ * stderr for the stacks); the error of pthread_create (-EAGAIN...) when a
+ * worker thread cannot be started, with a message on stderr; -EPERM in a
+ * child forked while a runtime ran (see fork() above); or the error of
+ * io_uring setup (-ENOSYS, -EPERM: io_uring unavailable, with a message on
+ * stderr). On error `main` never ran.
+ * Installs crew's SIGSEGV handler for the duration of the run ("Stacks").
  * Context: any thread that is not a crew worker.
  */
 CREW_API int crew_run(crew_fn main, void *arg, void **result);
@@ -170,8 +221,11 @@ CREW_API int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void
  * crew_detach(). A task that was spawned always runs its body, exactly once
  * (cancellation rule 1), and the body owns `arg`; on failure nothing was
  * queued and `arg` is still the caller's.
- * NULL with errno ENOMEM when out of memory, EINVAL when `fn` is NULL, EPERM
- * when no runtime is running (or in a forked child, see fork() above).
+ * NULL with errno ENOMEM when out of memory for the task, or while tasks wait
+ * for a fiber stack ("Stacks" above: try again after some tasks finished);
+ * EINVAL when `fn` is NULL; EPERM when no runtime is running (or in a forked
+ * child, see fork() above). Spawning costs no stack: the task gets one when
+ * it starts (none at all when it is joined before it started).
  * Context: a task; or any other thread while crew_run is running. From a
  * thread that is not a worker, a spawn that races with the end of crew_run
  * either succeeds (then crew_run waits for the task: its body runs, and

@@ -101,6 +101,7 @@ struct crew__worker {
 	unsigned stack_free_count;
 	uint64_t trim_at;        /* earliest time to trim the hot stack list */
 	void *altstack;
+	crew__stack *stack_reserve; /* runs the parking fiber of a starved task (stack_starve.c) */
 };
 
 /* ---- runtime ---- */
@@ -139,7 +140,14 @@ typedef struct crew__runtime {
 	/* stacks (stack.c) */
 	pthread_mutex_t stack_lock;
 	crew__stack *stack_cold;  /* returned to the OS (MADV_DONTNEED), reusable */
-	struct crew__stack_slab *stack_slabs;
+	struct crew__stack_slab *stack_slabs; /* atomic head: read by the SIGSEGV handler */
+	size_t stack_nslabs;      /* under stack_lock: slabs mapped in this run */
+	size_t guard_budget;      /* under stack_lock: stacks that may still get an mprotect guard */
+	bool guard_budget_known;  /* under stack_lock */
+	/* stack pressure (stack_starve.c): set while tasks wait for a stack */
+	uint32_t stack_pressure;  /* atomic; written under stack_lock */
+	bool stack_pressure_told; /* under stack_lock: the message was printed */
+	crew_task *starved_head, *starved_tail; /* under stack_lock: FIFO via ->next */
 } crew__runtime;
 
 extern crew__runtime *crew__rt;
@@ -261,10 +269,12 @@ void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at);
 
 /* stack.c */
 struct crew__stack {
-	crew__fiber fiber;
+	crew__fiber fiber;  /* first member: a task fiber is always inside its stack */
 	crew__stack *next;
 	char *guard;       /* lowest address: the guard region */
+	const char *owner; /* name of the task it was handed to (overflow messages) */
 	unsigned valgrind_id; /* valgrind's name for this stack (stack.c) */
+	bool unguarded;    /* no guard page: a canary below the guard region instead */
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);
@@ -277,8 +287,36 @@ extern bool crew__under_valgrind;
 #define CREW_STACK_HOT 256
 void crew__stack_free_all(crew__runtime *rt);
 size_t crew__stack_guard_size(void);
+int crew__stack_prepare(crew__runtime *rt);
+bool crew__stack_in_guard(crew__runtime *rt, const void *addr);
+crew__stack *crew__stack_pop_cold(crew__runtime *rt);
+void crew__stack_push_hot(crew__worker *w, crew__stack *s);
+/* Test hooks: at most this many stacks get an mprotect guard, and at most
+ * this many slabs (64 stacks each) are mapped per run (SIZE_MAX: no cap). */
+extern size_t crew__stack_guard_limit;
+extern size_t crew__stack_slab_limit;
 
-/* overflow.c */
+/* Canaries: set once a stack without a guard page exists; then every switch
+ * back to the scheduler checks the canary of the stack that switched. */
+extern uint32_t crew__stack_canaries;
+void crew__stack_check_slow(crew__worker *w);
+/* Called by worker_run right after the switch back to the scheduler. */
+static inline void crew__stack_after_switch(crew__worker *w)
+{
+	if (CREW_UNLIKELY(crew__load_32(&crew__stack_canaries)))
+		crew__stack_check_slow(w);
+}
+
+/* stack_starve.c: what happens when no stack can be had */
+crew__fiber *crew__stack_park_fiber(crew__worker *w, crew_task *t);
+void crew__stack_give_starved(crew__worker *w, crew__stack *s);
+void crew__stack_feed_starved(crew__worker *w, unsigned keep);
+static inline bool crew__stack_pressure(crew__runtime *rt)
+{
+	return crew__load_32(&rt->stack_pressure) != 0;
+}
+
+/* overflow.c: every int is 0 or a negative errno */
 int crew__overflow_install(void);
 void crew__overflow_uninstall(void);
 int crew__overflow_thread_init(crew__worker *w);

@@ -363,11 +363,17 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 		return err;
 	}
 	crew__store_release_ptr(&crew__rt, rt); /* the workers read it */
+	/* The first stacks, before anything is started or queued: a runtime
+	 * that cannot have them fails here, having run nothing. */
+	err = crew__stack_prepare(rt);
 #if !defined(CREW_ASAN)
-	crew__overflow_install(); /* ASan reports stack overflows itself */
+	/* ASan reports stack overflows itself. Failure is ignored on purpose:
+	 * overflow.c said why on stderr, and the run works without messages. */
+	(void)crew__overflow_install();
 #endif
 	bool opened = false;
-	err = run_start_workers(rt);
+	if (err == 0)
+		err = run_start_workers(rt);
 	if (err == 0) {
 		err = crew__task_spawn_main(rt, main_fn, arg);
 		if (err == 0) {

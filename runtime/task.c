@@ -249,6 +249,11 @@ CREW_COLD static crew_task *task_spawn_ext(crew_fn fn, void *arg, const char *na
 	}
 	crew_task *t = NULL;
 	int err = EPERM;
+	if (CREW_UNLIKELY(crew__stack_pressure(rt))) { /* tasks wait for stacks: stack_starve.c */
+		crew__ext_leave();
+		errno = ENOMEM;
+		return NULL;
+	}
 	pthread_mutex_lock(&rt->stop_lock);
 	if (!crew__load_32(&rt->stop)) { /* set under stop_lock (run.c) */
 		t = crew__task_alloc(NULL);
@@ -281,6 +286,10 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 		return task_spawn_ext(fn, arg, name);
 	/* A task spawning: its runtime cannot stop before the task finished,
 	 * so no gate and no lock here (the hot path: no atomic RMW). */
+	if (CREW_UNLIKELY(crew__stack_pressure(crew__rt))) { /* stack_starve.c */
+		errno = ENOMEM;
+		return NULL;
+	}
 	crew_task *t = crew__task_alloc(w);
 	if (!t) {
 		errno = ENOMEM;

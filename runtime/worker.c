@@ -417,16 +417,20 @@ static void worker_after_switch(crew__worker *w, crew_task *t)
 	}
 }
 
-/* A popped (SCHEDULED) task becomes RUNNING; the first time, it gets a stack. */
+/* A popped (SCHEDULED) task becomes RUNNING; the first time, it gets a
+ * stack. When no stack can be had, the caller switches to the worker's
+ * parking fiber instead, which queues t to wait for a stack and returns to
+ * the scheduler (stack_starve.c). */
 static void worker_prepare(crew__worker *w, crew_task *t)
 {
 	crew__faa_32(&t->state, CREW_T_RUNNING - CREW_T_SCHEDULED); /* one bit moves */
 	if (!t->fiber) {
 		crew__stack *s = crew__stack_get(w);
 		if (CREW_UNLIKELY(!s)) {
-			crew__error("out of memory for fiber stacks (task '%s'); aborting", t->name);
-			abort();
+			t->fiber = crew__stack_park_fiber(w, t);
+			return;
 		}
+		s->owner = t->name;
 		t->stack = s;
 		t->fiber = &s->fiber;
 		crew__fiber_init(t->fiber, crew__fiber_entry, t);
@@ -477,6 +481,7 @@ static void worker_run(crew__worker *w, crew_task *t)
 	worker_prepare(w, t);
 	w->current = t;
 	crew__fiber_switch(&w->sched, t->fiber, false);
+	crew__stack_after_switch(w); /* canaries of stacks without guard page */
 	/* back on the scheduler: the task that switched is w->current (t, or a
 	 * child t was running inline) */
 	crew_task *cur = w->current;
