@@ -206,16 +206,15 @@ static void relay_test(unsigned workers)
 	cr_assert_null(res, "workers=%u: failed at step %p", workers, res);
 	cr_expect_eq(atomic_load(&tb.errors), 0, "workers=%u: %d errors, first: %s", workers,
 	             atomic_load(&tb.errors), tb.first_error);
-	/* Every await moved the runner: where[k] != where[k+1], and it went
-	 * back and forth between the same two workers. */
+	/* Every await moved the runner: where[k] != where[k+1]. (Not always
+	 * between the same two workers: with more workers than cores, a worker
+	 * the OS descheduled for a millisecond has its LIFO task taken over by
+	 * an idle one, which is what work conservation is for.) */
 	int moved = 0;
 	for (int k = 0; k < RELAY_ROUNDS; k++)
 		moved += r->where[k] != r->where[k + 1];
 	cr_expect_eq(moved, RELAY_ROUNDS, "workers=%u: the runner migrated at %d of %d awaits",
 	             workers, moved, RELAY_ROUNDS);
-	for (int k = 2; k <= RELAY_ROUNDS; k++)
-		cr_expect_eq(r->where[k], r->where[k - 2], "workers=%u: round %d on worker %d",
-		             workers, k, r->where[k]);
 	for (int k = 0; k < RELAY_ROUNDS; k++)
 		crew_future_release(r->go[k]);
 	for (int k = 0; k <= RELAY_ROUNDS; k++)
