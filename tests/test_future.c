@@ -581,7 +581,7 @@ static void relay_run(relay *r, unsigned workers)
 
 Test(future, stress_release_after_await_task_sets, .timeout = CREWT_TIMEOUT(60))
 {
-	relay r = {0};
+	relay r = {.sender_thread = false}; /* clang: {0} cannot start an _Atomic pointer */
 	relay_run(&r, 2);
 }
 
