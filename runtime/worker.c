@@ -8,8 +8,8 @@
  *            tick (starvation guard)
  *            ?: LIFO slot (the task this worker woke last; at most 3 in a row
  *               while other tasks wait)
- *            ?: own deque bottom (LIFO)
  *            ?: due queue (tasks whose timers fired, deadline order, due.c)
+ *            ?: own deque bottom (LIFO)
  *            ?: tasks that yielded (moved into the deque, FIFO order)
  *            ?: global inject queue (a batch)
  *            ?: timers due / reactor completions
@@ -277,11 +277,15 @@ static crew_task *worker_next(crew__worker *w)
 		if ((t = worker_next_fair(rt, w)))
 			return t;
 	}
+	/* Woken timer tasks before the deque's unstarted work: tasks that
+	 * already run finish first (their stacks come back, memory stays
+	 * bounded), as when a wake lands in the LIFO slot. */
+	crew_task *lifo = crew__load_ptr(&w->lifo);
+	if ((!lifo || w->lifo_runs >= CREW_LIFO_MAX) && (t = crew__due_pop(w)))
+		return t;
 	if ((t = worker_pop_local(w)))
 		return t;
 	w->fair_oldest = NULL; /* the deque ran dry: whatever comes is new */
-	if ((t = crew__due_pop(w)))
-		return t;
 	if (w->yield_head)
 		return worker_take_yielded(w);
 	if (!crew__inject_empty(rt) && (t = crew__inject_pop(rt, w)))
