@@ -42,17 +42,14 @@
  * Exit status: 0 ok, 1 the workload failed or gave a wrong result, 2 usage.
  */
 #include <crew.h>
+#include "sim_no_guard.h" /* tests/: the seccomp filter of --guard-madvise off */
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -372,39 +369,6 @@ static void *yield_main(void *arg)
 	return NULL;
 }
 
-/* ---- a kernel without MADV_GUARD_INSTALL --------------------------------- */
-
-#if defined(__x86_64__)
-#define BENCH_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define BENCH_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-
-/* madvise(..., 102 = MADV_GUARD_INSTALL) and process_madvise fail with
- * EINVAL from now on, in this thread and the threads it creates. */
-static int block_guard_madvise(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, BENCH_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_madvise, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		/* the advice (args[2]), low 32 bits on little-endian */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-		return -errno;
-	return 0;
-}
 
 /* ---- driver --------------------------------------------------------------- */
 
@@ -502,7 +466,7 @@ int main(int argc, char **argv)
 		usage();
 	}
 
-	if (!guard_madvise && block_guard_madvise() != 0) {
+	if (!guard_madvise && crewt_block_guard_madvise() != 0) {
 		fprintf(stderr, "crew-bench: seccomp filter: %s\n", strerror(errno));
 		return 1;
 	}

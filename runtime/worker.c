@@ -558,7 +558,9 @@ void *crew__worker_main(void *arg)
 	w->watch_until = UINT64_MAX;
 	/* no memory for it: this worker just does not take over others' work */
 	w->watch = calloc(crew__rt->nworkers, sizeof(*w->watch));
-	crew__overflow_thread_init(w);
+	/* Without an alternate signal stack an overflow still kills the process,
+	 * only without crew's message; overflow.c said why on stderr. */
+	(void)crew__overflow_thread_init(w);
 	worker_loop(w);
 	free(w->watch);
 	w->watch = NULL;

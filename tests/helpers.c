@@ -276,3 +276,24 @@ bool crewt_wait_suspended(crew_task *t)
 			return false; /* cancelled, or not a task: no way to let t run */
 	}
 }
+
+/* ---- a task that overflows its stack ---- */
+
+/* volatile: the compiler cannot see that the recursion never ends */
+static volatile unsigned depth_limit = 1u << 30;
+
+__attribute__((noinline)) static unsigned recurse_deeply(unsigned n)
+{
+	volatile char pad[512];
+	pad[0] = (char)n;
+	pad[511] = (char)n;
+	if (n >= depth_limit)
+		return n;
+	return recurse_deeply(n + 1) + (unsigned)pad[0] + (unsigned)pad[511];
+}
+
+void *crewt_deep_recursion_task(void *arg)
+{
+	(void)arg;
+	return (void *)(uintptr_t)recurse_deeply(0);
+}

@@ -80,6 +80,9 @@ int crewt_run_stack(unsigned workers, size_t stack_size, crew_fn fn, void *arg,
 /* Sort `n` values and return the median. */
 uint64_t crewt_median(uint64_t *v, size_t n);
 
+/* A task body that recurses (512 bytes a frame) until its stack overflows. */
+void *crewt_deep_recursion_task(void *arg);
+
 /* The kernel thread id of the calling thread. */
 long crewt_gettid(void);
 

@@ -202,28 +202,10 @@ Test(misuse, inside_a_task, .timeout = CREWT_TIMEOUT(30))
 
 #if !(defined(CREW_ASAN) || defined(CREW_TSAN))
 
-static volatile unsigned depth_limit = 1u << 30;
-
-__attribute__((noinline)) static unsigned recurse_deeply(unsigned n)
-{
-	volatile char pad[512];
-	pad[0] = (char)n;
-	pad[511] = (char)n;
-	if (n >= depth_limit)
-		return n;
-	return recurse_deeply(n + 1) + (unsigned)pad[0] + (unsigned)pad[511];
-}
-
-static void *deep_recursion_task(void *arg)
-{
-	(void)arg;
-	return (void *)(uintptr_t)recurse_deeply(0);
-}
-
 static void *overflow_main(void *arg)
 {
 	(void)arg;
-	crew_task *t = crew_spawn(deep_recursion_task, NULL);
+	crew_task *t = crew_spawn(crewt_deep_recursion_task, NULL);
 	crew_join(t, NULL);
 	return NULL;
 }
@@ -242,7 +224,7 @@ Test(misuse, stack_overflow_aborts_with_message, .timeout = CREWT_TIMEOUT(30))
 	cr_expect(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT,
 	          "stack overflow: child %s, expected SIGABRT; stderr:\n%s",
 	          crewt_status_str(p.status), p.err);
-	cr_expect_not_null(strstr(p.err, "deep_recursion_task"),
+	cr_expect_not_null(strstr(p.err, "crewt_deep_recursion_task"),
 	                   "stderr does not name the task:\n%s", p.err);
 	/* The stack size, in bytes or in KiB. */
 	bool size = strstr(p.err, "65536") || strstr(p.err, "64 KiB") || strstr(p.err, "64KiB") ||

@@ -10,11 +10,9 @@
  */
 #define _GNU_SOURCE
 #include "helpers.h"
+#include "sim_no_guard.h"
 
 #include <errno.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -22,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,52 +33,12 @@
 extern size_t crew__stack_guard_limit;
 extern size_t crew__stack_slab_limit;
 
-/* ---- a kernel without MADV_GUARD_INSTALL, simulated ---- */
+/* ---- a kernel without MADV_GUARD_INSTALL, simulated (sim_no_guard.c) ---- */
 
-#if defined(__x86_64__)
-#define CREWT_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define CREWT_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-
-/* madvise(..., MADV_GUARD_INSTALL = 102) and process_madvise fail with
- * EINVAL, as on Linux 6.1 (Debian 12). For this thread and the threads it
- * creates. Returns 0 or -errno. */
-static int block_guard_madvise(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CREWT_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_madvise, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		/* the advice, args[2]: its low 32 bits (little-endian) */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 102, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		return -errno;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-		return -errno;
-	/* check that it works: a guard install must now fail with EINVAL */
-	size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-	void *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	int rc = madvise(p, ps, 102) == 0 ? -EEXIST : errno == EINVAL ? 0 : -errno;
-	munmap(p, ps);
-	return rc;
-}
 
 static void child_block_guards(void)
 {
-	int rc = block_guard_madvise();
+	int rc = crewt_block_guard_madvise();
 	if (rc != 0) {
 		printf("seccomp failed: %d\n", rc);
 		_exit(4);
@@ -281,24 +238,6 @@ static bool killed_by(const crewt_proc *p, int sig)
 
 /* ---- overflows ---- */
 
-static volatile unsigned depth_limit = 1u << 30;
-
-__attribute__((noinline)) static unsigned recurse_deeply(unsigned n)
-{
-	volatile char pad[512];
-	pad[0] = (char)n;
-	pad[511] = (char)n;
-	if (n >= depth_limit)
-		return n;
-	return recurse_deeply(n + 1) + (unsigned)pad[0] + (unsigned)pad[511];
-}
-
-static void *deep_recursion_task(void *arg)
-{
-	(void)arg;
-	return (void *)(uintptr_t)recurse_deeply(0);
-}
-
 /* Writes every byte of the stack from here down to `end`, then returns. */
 __attribute__((noinline)) static void dig(uintptr_t end)
 {
@@ -403,7 +342,7 @@ Test(stack, canary_catches_overflow_on_unguarded_stack, .timeout = CREWT_TIMEOUT
 
 Test(stack, mprotect_guard_catches_overflow, .timeout = CREWT_TIMEOUT(30))
 {
-	overflow_case c = {deep_recursion_task, 64 * KIB, 2, true, SIZE_MAX};
+	overflow_case c = {crewt_deep_recursion_task, 64 * KIB, 2, true, SIZE_MAX};
 	expect_overflow_message(&c, "mprotect guard");
 }
 
@@ -537,7 +476,7 @@ static void chain_child(void *arg)
 	sigemptyset(&sa.sa_mask);
 	if (trap_page == MAP_FAILED || sigaction(SIGSEGV, &sa, NULL) != 0)
 		_exit(4);
-	overflow_case c = {deep_recursion_task, 64 * KIB, 2, false, SIZE_MAX};
+	overflow_case c = {crewt_deep_recursion_task, 64 * KIB, 2, false, SIZE_MAX};
 	crewt_run_stack(2, c.stack, fault_then_overflow_main, &c, NULL);
 	_exit(3);
 }
