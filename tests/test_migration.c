@@ -79,8 +79,8 @@ static int check_here(table *tb, crew_task *self)
 
 /*
  * A task woken through a future runs on the worker that woke it (the waker's
- * LIFO slot, which no other worker can take), and a task that runs without
- * suspending keeps its worker. The runner R awaits a fresh future each round;
+ * LIFO slot; another worker takes it only when the waker is stuck for about
+ * a millisecond), and a task that runs without suspending keeps its worker. The runner R awaits a fresh future each round;
  * two setters take turns setting them. The setter of round k spins (without
  * suspending, so it stays where it is) until R is suspended in round k, sets
  * R's future and then awaits its own: R resumes on the setter's worker. In
@@ -112,6 +112,8 @@ static bool relay_runner_waits_in(relay *r, int k)
 	if (atomic_load(&r->round) != k) /* seq_cst: before the state we read */
 		return false;
 	crew_task *t = __atomic_load_n(&r->runner, __ATOMIC_ACQUIRE);
+	if (!t) /* R runs already, main has not stored its handle yet */
+		return false;
 	uint32_t s = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
 	return !(s & (CREW_T_RUNNING | CREW_T_SCHEDULED | CREW_T_DONE));
 }
@@ -213,8 +215,14 @@ static void relay_test(unsigned workers)
 	int moved = 0;
 	for (int k = 0; k < RELAY_ROUNDS; k++)
 		moved += r->where[k] != r->where[k + 1];
-	cr_expect_eq(moved, RELAY_ROUNDS, "workers=%u: the runner migrated at %d of %d awaits",
-	             workers, moved, RELAY_ROUNDS);
+	/* A round may stay put only when the waker's worker stalled for a whole
+	 * take-over grace (about 1 ms) between its set and its own await, and the
+	 * runner's previous worker took it over: rare (the OS descheduled the
+	 * waker; more workers than cores), never most of the rounds. */
+	cr_log_info("workers=%u: the runner migrated at %d of %d awaits", workers, moved,
+	            RELAY_ROUNDS);
+	cr_expect_geq(moved, RELAY_ROUNDS * 3 / 4, "workers=%u: the runner migrated at %d of %d awaits",
+	              workers, moved, RELAY_ROUNDS);
 	for (int k = 0; k < RELAY_ROUNDS; k++)
 		crew_future_release(r->go[k]);
 	for (int k = 0; k <= RELAY_ROUNDS; k++)
