@@ -16,6 +16,7 @@
  *   fut.set_result(v)               crew_future_set(fut, v)
  *   await fut                       crew_future_await(fut, &v)
  *   asyncio.current_task()          crew_self()
+ *   await asyncio.to_thread(f, x)   crew_offload(f, x, &result)
  *
  * A task is a function `void *fn(void *arg)` running on its own fiber (a small
  * stack). Worker threads (one per CPU by default) run tasks and steal work from
@@ -322,6 +323,28 @@ CREW_API int crew_worker_id(void);
 
 /** crew_workers - the number of workers of the running runtime; 0 when none. */
 CREW_API unsigned crew_workers(void);
+
+/**
+ * crew_offload - run the blocking function `fn(arg)` on a plain thread while
+ * the calling task is suspended; asyncio.to_thread.
+ *
+ * For code that blocks (a library call, name resolution, a CPU-heavy step
+ * that must not hold a worker): the worker runs other tasks meanwhile.
+ * Threads come from a bounded pool per runtime, started on demand:
+ * CREW_OFFLOAD_THREADS (1 to 256), else the number of CPUs + 4, at most 32;
+ * calls beyond it queue in order. Pool threads block every signal.
+ * Cancellation does not interrupt `fn` (C cannot): a task cancelled while
+ * `fn` runs still waits for it, and the call then returns -ECANCELED with
+ * the result stored. A task cancelled before the call gets -ECANCELED at
+ * once, and `fn` does not run.
+ * `result` (may be NULL) receives fn's return value.
+ * Returns 0; -ECANCELED (see above: check whether *result was stored by
+ * comparing with a sentinel you set before); -EINVAL when `fn` is NULL;
+ * -EPERM outside a task; -EAGAIN (or -ENOMEM) when no pool thread could be
+ * started, with a message on stderr (fn did not run).
+ * Context: a task. `arg` and the result stay the caller's.
+ */
+CREW_API int crew_offload(crew_fn fn, void *arg, void **result);
 
 /**
  * crew_future_new - a new, empty future. NULL with errno ENOMEM.

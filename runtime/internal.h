@@ -104,6 +104,17 @@ struct crew__worker {
 	crew__stack *stack_reserve; /* runs the parking fiber of a starved task (stack_starve.c) */
 };
 
+/* ---- offload pool (offload.c) ---- */
+typedef struct crew__offload_job crew__offload_job;
+typedef struct crew__offload_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	crew__offload_job *head, *tail; /* queued jobs, FIFO */
+	pthread_t *threads;
+	unsigned nthreads, idle, limit;
+	bool stop;
+} crew__offload_pool;
+
 /* ---- runtime ---- */
 typedef struct crew__runtime {
 	crew__worker *workers;
@@ -136,6 +147,8 @@ typedef struct crew__runtime {
 	pthread_mutex_t ext_lock;
 	crew_task *ext_free;
 	crew__task_slab *ext_slabs;
+
+	crew__offload_pool offload; /* offload.c */
 
 	/* stacks (stack.c) */
 	pthread_mutex_t stack_lock;
@@ -315,6 +328,11 @@ static inline bool crew__stack_pressure(crew__runtime *rt)
 {
 	return crew__load_32(&rt->stack_pressure) != 0;
 }
+
+/* offload.c */
+void crew__offload_init(crew__runtime *rt);
+void crew__offload_stop(crew__runtime *rt);
+void crew__offload_fini(crew__runtime *rt);
 
 /* overflow.c: every int is 0 or a negative errno */
 int crew__overflow_install(void);

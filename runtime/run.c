@@ -241,6 +241,7 @@ static void run_free(crew__runtime *rt, unsigned ready)
 		crew__timer_fini(&w->timers);
 		free(w->expired);
 	}
+	crew__offload_fini(rt);
 	crew__task_free_all(rt);
 	crew__stack_free_all(rt);
 	free(rt->parked_ids);
@@ -293,6 +294,7 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	pthread_mutex_init(&rt->ext_lock, NULL);
 	pthread_mutex_init(&rt->stack_lock, NULL);
 	pthread_mutex_init(&rt->stop_lock, NULL);
+	crew__offload_init(rt);
 	unsigned ready = 0;
 	crew__stack_init();
 	*err = run_config(cfg, rt);
@@ -381,6 +383,9 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 			opened = true;
 			for (unsigned i = 0; i < rt->nworkers; i++)
 				pthread_join(rt->workers[i].thread, NULL);
+			/* every task finished, so every offload did: the pool
+			 * threads may still be waking their last task */
+			crew__offload_stop(rt);
 			if (result)
 				*result = rt->main->result;
 		} else {
