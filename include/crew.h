@@ -70,11 +70,17 @@
  * keeps its worker; crew does not preempt. Meanwhile:
  *  - tasks that yield (crew_yield) in a loop still let the worker serve its
  *    timers, I/O completions and the global queue every 61 switches;
- *  - the other tasks queued on that worker are stolen by idle workers at once,
- *    and the task it woke last (its LIFO slot) and its timers that come due are
- *    taken over by an idle worker once the worker has run the same task for
- *    about 1 ms. With a single worker, nothing else runs until the task
- *    suspends.
+ *  - the other tasks queued on that worker are stolen by idle workers (at
+ *    once, or within about 1 ms: an idle worker never parks for longer while
+ *    another one runs), and the task it woke last (its LIFO slot) and its
+ *    timers that come due are taken over by an idle worker once the worker
+ *    has run the same task for about 1 ms (1-3 ms measured);
+ *  - not yet covered: a task that called crew_yield and was switched out
+ *    directly to the task that now computes waits on its worker's private
+ *    yield list until that task suspends (or the fairness tick makes the
+ *    yield list stealable). To spread work, spawn it or wake it through a
+ *    future instead of yielding to it.
+ *  With a single worker, nothing else runs until the computing task suspends.
  *
  * Shutdown (asyncio.run semantics): when the main function returns, every task
  * still alive is cancelled (not-yet-started tasks still start and see -ECANCELED

@@ -14,11 +14,15 @@
  *   Each side's fence orders its store before its load, so at least one of
  *   them sees the other: the parker finds the work, or the notifier finds
  *   the parker. A worker woken for nothing just parks again.
- *   park_min: the earliest timeout among parked workers (UINT64_MAX: all
- *     park until woken), recomputed under idle_lock whenever the parked set
- *     changes. A worker that leaves work only a watcher can take (its LIFO
- *     slot, a new earliest timer) reads it to decide whether a parked worker
- *     must be woken to come and watch (worker.c, work conservation).
+ *   Watching (work conservation, worker.c): a worker that computes without
+ *     suspending cannot run its LIFO slot or expire its timers; an idle
+ *     worker takes them over. So a worker never parks without a timeout
+ *     while another worker is running and nobody watches: its park is then
+ *     bounded by CREW_GRACE_NS ("watching"; nwatching counts such parked
+ *     workers). A running worker that leaves work only a watcher can take
+ *     wakes a parked worker when none watches (crew__idle_wake_watcher),
+ *     and a parker looks at the others' `parked` flags last: idle_lock
+ *     orders the two (see there).
  */
 #include "internal.h"
 #include <time.h>
@@ -45,23 +49,21 @@ void crew__idle_end_search(crew__runtime *rt, crew__worker *w, bool found)
 		crew__idle_notify(rt);
 }
 
-/* Under idle_lock: the earliest timeout of the parked workers. Release:
- * pairs with the acquire loads in worker.c (a hint; the parker's fence and
- * its last look settle races). */
-static void idle_update_park_min(crew__runtime *rt)
+/* Under idle_lock: take the k-th parked worker out of the parked set. */
+static void idle_remove(crew__runtime *rt, uint32_t k)
 {
-	uint64_t min = UINT64_MAX;
-	for (uint32_t i = 0; i < rt->nparked; i++) {
-		uint64_t u = rt->workers[rt->parked_ids[i]].park_until;
-		if (u < min)
-			min = u;
+	uint32_t n = rt->nparked;
+	crew__worker *v = &rt->workers[rt->parked_ids[k]];
+	rt->parked_ids[k] = rt->parked_ids[n - 1];
+	crew__store_32(&rt->nparked, n - 1);
+	crew__store_32(&v->parked, 0);
+	if (v->watching) {
+		v->watching = false;
+		crew__store_32(&rt->nwatching, rt->nwatching - 1);
 	}
-	crew__store_release_64((int64_t *)&rt->park_min, (int64_t)min);
 }
 
-/* Pop a parked worker (the last one parked, or with `latest` the one whose
- * park times out last) and write its eventfd. */
-static void idle_wake(crew__runtime *rt, bool latest)
+static void idle_wake_one(crew__runtime *rt)
 {
 	pthread_mutex_lock(&rt->idle_lock);
 	uint32_t n = rt->nparked;
@@ -69,29 +71,22 @@ static void idle_wake(crew__runtime *rt, bool latest)
 		pthread_mutex_unlock(&rt->idle_lock);
 		return;
 	}
-	uint32_t k = n - 1;
-	for (uint32_t i = 0; latest && i < n; i++)
-		if (rt->workers[rt->parked_ids[i]].park_until > rt->workers[rt->parked_ids[k]].park_until)
-			k = i;
-	crew__worker *v = &rt->workers[rt->parked_ids[k]];
-	rt->parked_ids[k] = rt->parked_ids[n - 1];
-	crew__store_32(&v->parked, 0);
-	crew__store_32(&rt->nparked, n - 1);
-	idle_update_park_min(rt);
+	crew__worker *v = &rt->workers[rt->parked_ids[n - 1]];
+	idle_remove(rt, n - 1);
 	pthread_mutex_unlock(&rt->idle_lock);
 	crew__reactor_wake(v->wake_fd);
 }
 
-static void idle_wake_one(crew__runtime *rt)
-{
-	idle_wake(rt, false);
-}
-
-/* Wake a parked worker that would not come back by itself, so that it
- * watches the busy ones (worker.c). */
+/* Work only a watcher can take was left (a LIFO task, a new earliest timer:
+ * worker.c) by a running worker: wake a parked worker when none watches.
+ * No fence needed: the caller is running, so it left the parked set under
+ * idle_lock; a parker that registered before that is seen here through the
+ * lock, and one that registers after it sees the caller running (its own
+ * look after its fence) and watches. */
 void crew__idle_wake_watcher(crew__runtime *rt)
 {
-	idle_wake(rt, true);
+	if (crew__load_32(&rt->nparked) && !crew__load_32(&rt->nwatching))
+		idle_wake_one(rt);
 }
 
 void crew__idle_notify(crew__runtime *rt)
@@ -105,10 +100,8 @@ void crew__idle_notify(crew__runtime *rt)
 void crew__idle_notify_all(crew__runtime *rt)
 {
 	pthread_mutex_lock(&rt->idle_lock);
-	for (uint32_t i = 0; i < rt->nparked; i++)
-		crew__store_32(&rt->workers[rt->parked_ids[i]].parked, 0);
-	crew__store_32(&rt->nparked, 0);
-	idle_update_park_min(rt);
+	while (rt->nparked)
+		idle_remove(rt, rt->nparked - 1);
 	pthread_mutex_unlock(&rt->idle_lock);
 	/* also the ones not parked yet: their next park returns at once */
 	for (unsigned i = 0; i < rt->nworkers; i++)
@@ -119,16 +112,12 @@ static void idle_unpark_self(crew__runtime *rt, crew__worker *w)
 {
 	pthread_mutex_lock(&rt->idle_lock);
 	if (w->parked) {
-		uint32_t n = rt->nparked;
-		for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t i = 0; i < rt->nparked; i++) {
 			if (rt->parked_ids[i] == w->id) {
-				rt->parked_ids[i] = rt->parked_ids[n - 1];
+				idle_remove(rt, i);
 				break;
 			}
 		}
-		crew__store_32(&rt->nparked, n - 1);
-		crew__store_32(&w->parked, 0);
-		idle_update_park_min(rt);
 	}
 	pthread_mutex_unlock(&rt->idle_lock);
 }
@@ -147,19 +136,52 @@ static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 	return false;
 }
 
+/* Another worker is running (not parked): it may get stuck in one task. */
+static bool idle_others_run(crew__runtime *rt, crew__worker *w)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		if (&rt->workers[i] != w && !crew__load_32(&rt->workers[i].parked))
+			return true;
+	return false;
+}
+
+/* Under idle_lock, while parked: count us as watching. */
+static void idle_watch(crew__runtime *rt, crew__worker *w)
+{
+	if (!w->watching) {
+		w->watching = true;
+		crew__store_32(&rt->nwatching, rt->nwatching + 1);
+	}
+}
+
+/* Park until wake_at (UINT64_MAX: until woken). A park that ends within
+ * CREW_GRACE_NS counts as watching: we look at the busy workers again by
+ * then (worker.c). */
 void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at)
 {
+	uint64_t now = crew_now();
+	bool watching = wake_at <= now + CREW_GRACE_NS;
 	pthread_mutex_lock(&rt->idle_lock);
 	rt->parked_ids[rt->nparked] = w->id;
 	crew__store_32(&rt->nparked, rt->nparked + 1);
 	crew__store_32(&w->parked, 1);
-	w->park_until = wake_at;
-	idle_update_park_min(rt);
+	if (watching)
+		idle_watch(rt, w);
 	pthread_mutex_unlock(&rt->idle_lock);
 	/* store->load: our parked entry before the last look for work; pairs
 	 * with the notifier's fence (see Overview) */
 	crew__fence();
-	if (!idle_work_visible(rt, w)) {
+	bool work = idle_work_visible(rt, w);
+	if (!work && !watching && !crew__load_32(&rt->nwatching) && idle_others_run(rt, w)) {
+		uint64_t look = now + CREW_GRACE_NS;
+		pthread_mutex_lock(&rt->idle_lock);
+		if (w->parked) /* nobody woke us meanwhile */
+			idle_watch(rt, w);
+		pthread_mutex_unlock(&rt->idle_lock);
+		if (look < wake_at)
+			wake_at = look;
+	}
+	if (!work) {
 		if (CREW_UNLIKELY(crew__under_valgrind)) {
 			/* valgrind 3.19 keeps its big lock through io_uring_enter, so
 			 * no other thread could run to wake us: nap in nanosleep

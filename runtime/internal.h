@@ -84,7 +84,7 @@ struct crew__worker {
 	bool fair_due;           /* a yield reached the fairness tick: run it */
 	struct crew__watch *watch; /* per worker: what we saw it stuck on (worker.c) */
 	uint64_t watch_until;    /* look at busy workers again by then */
-	uint64_t park_until;     /* under rt->idle_lock: when our park times out */
+	bool watching;           /* under rt->idle_lock: parked, and will look at busy workers */
 	uint64_t rng;
 	bool searching;
 	bool saw_shutdown;
@@ -140,7 +140,7 @@ typedef struct crew__runtime {
 	pthread_mutex_t idle_lock;
 	unsigned *parked_ids;
 	uint32_t nparked;        /* atomic */
-	uint64_t park_min;       /* atomic, written under idle_lock: earliest park timeout */
+	uint32_t nwatching;      /* atomic, written under idle_lock: parked workers watching */
 	uint32_t nsearching;     /* atomic */
 
 	/* task memory for non-worker threads (task.c) */
@@ -279,6 +279,7 @@ void crew__idle_wake_watcher(crew__runtime *rt);
 bool crew__idle_start_search(crew__runtime *rt, crew__worker *w);
 void crew__idle_end_search(crew__runtime *rt, crew__worker *w, bool found);
 void crew__idle_park(crew__runtime *rt, crew__worker *w, uint64_t wake_at);
+#define CREW_GRACE_NS 1000000ull /* a stuck worker's work is taken after this (worker.c) */
 
 /* stack.c */
 struct crew__stack {

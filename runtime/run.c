@@ -304,6 +304,7 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	rt->parked_ids = calloc(rt->nworkers, sizeof(unsigned));
 	if (!rt->workers || !rt->parked_ids) {
 		*err = -ENOMEM;
+		rt->nworkers = 0; /* run_free walks no worker: none was set up */
 		goto fail;
 	}
 	memset(rt->workers, 0, sizeof(crew__worker) * rt->nworkers);

@@ -107,6 +107,7 @@ CREW_COLD static void starve(crew__runtime *rt, crew_task *t)
 		stack_give(t, s);
 		return;
 	}
+	bool first = !rt->starved_head;
 	if (rt->starved_tail)
 		rt->starved_tail->next = t;
 	else
@@ -119,6 +120,10 @@ CREW_COLD static void starve(crew__runtime *rt, crew_task *t)
 	bool tell = !rt->stack_pressure_told;
 	rt->stack_pressure_told = true;
 	pthread_mutex_unlock(&rt->stack_lock);
+	/* Idle workers may hold free stacks in their pools: wake them, they
+	 * hand them over before parking again (worker_park). */
+	if (first)
+		crew__idle_notify_all(rt);
 	if (tell)
 		crew__error("out of memory for fiber stacks (task '%s'): tasks wait for a stack to "
 			    "be released, and crew_spawn fails with ENOMEM meanwhile",

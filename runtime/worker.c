@@ -41,7 +41,6 @@
 #define CREW_STEAL_MAX 256
 #define CREW_TRIM_NS 1000000000ull
 #define CREW_LIFO_MAX 3
-#define CREW_GRACE_NS 1000000ull /* a stuck worker's work is taken after this */
 
 /* What a watcher saw of another worker (work conservation). */
 struct crew__watch {
@@ -73,9 +72,8 @@ static crew_task *worker_lifo_put(crew__runtime *rt, crew__worker *w, crew_task 
 {
 	crew_task *prev = crew__fas_ptr(&w->lifo, t);
 	/* Only a watcher can take the slot from a busy worker: make sure one
-	 * looks if all idle workers park without a timeout. */
-	if (!prev && crew__load_32(&rt->nparked) &&
-	    crew__load_acquire_u64(&rt->park_min) == UINT64_MAX)
+	 * looks (idle.c). */
+	if (!prev)
 		crew__idle_wake_watcher(rt);
 	return prev;
 }
@@ -166,17 +164,13 @@ static void worker_poll(crew__worker *w)
 }
 
 /* A task's timed wait armed a timer here: when it is this worker's new
- * earliest, a parked worker that would not come back in time to take it
- * over (should we get stuck) is woken to re-time its park. */
+ * earliest and no parked worker watches, one is woken to watch (should we
+ * get stuck in a task before the deadline). */
 void crew__worker_timer_added(crew__worker *w, uint64_t deadline, uint64_t prev_next)
 {
 	(void)w;
-	crew__runtime *rt = crew__rt;
-	if (deadline >= prev_next || !crew__load_32(&rt->nparked))
-		return;
-	uint64_t by = deadline > UINT64_MAX - CREW_GRACE_NS ? UINT64_MAX : deadline + CREW_GRACE_NS;
-	if (crew__load_acquire_u64(&rt->park_min) > by)
-		crew__idle_wake_watcher(rt);
+	if (deadline < prev_next)
+		crew__idle_wake_watcher(crew__rt);
 }
 
 /* ---- picking the next task ---- */
@@ -527,6 +521,9 @@ static void worker_park(crew__runtime *rt, crew__worker *w)
 			wake_at = w->trim_at; /* come back to trim if still idle */
 		}
 	}
+	/* Tasks wait for a stack: ours, idle here, go to them (stack_starve.c) */
+	if (CREW_UNLIKELY(crew__stack_pressure(rt)))
+		crew__stack_feed_starved(w, 0);
 	crew__idle_park(rt, w, wake_at);
 }
 

@@ -82,6 +82,71 @@ Test(takeover, lifo_task_of_a_busy_worker, .timeout = CREWT_TIMEOUT(60))
 	}
 }
 
+/* The same while every worker has a far-off timer of its own: an idle worker
+ * then parks with a timeout (its timer's), and must still be made to watch.
+ * (It once was not: only a worker parked without any timeout was woken.) */
+
+typedef struct far_timers {
+	atomic_int started;
+	crew_future *both;  /* set when both placers run, on two workers */
+	int id[2];
+} far_timers;
+
+typedef struct placer {
+	far_timers *ft;
+	int i;
+} placer;
+
+/* Two of these run at the same time (each waits for the other without
+ * suspending), so on two workers; then each sleeps there. */
+static void *sleep_far(void *p)
+{
+	placer *pl = p;
+	far_timers *ft = pl->ft;
+	pl->ft->id[pl->i] = crew_worker_id();
+	if (atomic_fetch_add(&ft->started, 1) == 1)
+		crew_future_set(ft->both, NULL);
+	uint64_t give_up = crew_now() + GIVE_UP;
+	while (atomic_load(&ft->started) < 2 && crew_now() < give_up)
+		;
+	crew_sleep(3600 * CREWT_SEC); /* cancelled at the end */
+	return NULL;
+}
+
+static void *far_timers_main(void *p)
+{
+	lifo_case *c = p;
+	far_timers ft = {.both = crew_future_new()};
+	placer pl[2] = {{&ft, 0}, {&ft, 1}};
+	crew_task *t[2] = {crew_spawn(sleep_far, &pl[0]), crew_spawn(sleep_far, &pl[1])};
+	if (!ft.both || !t[0] || !t[1])
+		return (void *)1;
+	crew_future_await(ft.both, NULL); /* frees this worker for a placer */
+	crewt_wait_suspended(t[0]);
+	crewt_wait_suspended(t[1]);
+	void *rc = ft.id[0] != ft.id[1] ? set_then_spin(c) : (void *)2;
+	for (int i = 0; i < 2; i++) {
+		crew_cancel(t[i]);
+		crew_join(t[i], NULL);
+	}
+	crew_future_release(ft.both);
+	return rc;
+}
+
+Test(takeover, lifo_task_of_a_busy_worker_beside_far_timers, .timeout = CREWT_TIMEOUT(60))
+{
+	for (int round = 0; round < 3; round++) {
+		lifo_case c = {.f = crew_future_new()};
+		cr_assert_not_null(c.f);
+		void *res = (void *)-1;
+		cr_assert_eq(crewt_run(2, far_timers_main, &c, &res), 0);
+		cr_assert_null(res, "setup failed (%p)", res);
+		cr_assert_eq(c.spun_out, 0, "round %d: the woken task waited 10 s in a busy worker's "
+		             "LIFO slot while the other worker idled with a timer of its own", round);
+		crew_future_release(c.f);
+	}
+}
+
 /* ---- a timer due on a busy worker ---- */
 
 typedef struct timer_case {
