@@ -77,9 +77,8 @@
  *    has run the same task for about 1 ms (1-3 ms measured);
  *  - not yet covered: a task that called crew_yield and was switched out
  *    directly to the task that now computes waits on its worker's private
- *    yield list until that task suspends (or the fairness tick makes the
- *    yield list stealable). To spread work, spawn it or wake it through a
- *    future instead of yielding to it.
+ *    yield list until that task suspends or yields. To spread work, spawn it
+ *    or wake it through a future instead of yielding to it.
  *  With a single worker, nothing else runs until the computing task suspends.
  *
  * Shutdown (asyncio.run semantics): when the main function returns, every task
