@@ -236,8 +236,9 @@ CREW_API int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void
  * thread that is not a worker, a spawn that races with the end of crew_run
  * either succeeds (then crew_run waits for the task: its body runs, and
  * sees -ECANCELED at its first suspension once shutdown has begun) or fails
- * with EPERM (the runtime already decided to stop); one before main was
- * queued fails with EPERM too.
+ * with EPERM (the runtime already decided to stop); one before crew_run
+ * is about to queue main fails with EPERM too (a thread that main starts can
+ * always spawn).
  * The macro form records the function's name for crew_task_name() and messages.
  */
 CREW_API crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);

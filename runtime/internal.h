@@ -183,7 +183,8 @@ void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 /* crew_run's thread: queue main, with rt->main set before it can run. */
-int crew__task_spawn_main(crew__runtime *rt, crew_fn fn, void *arg);
+int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg);
+void crew__task_start_main(crew__runtime *rt);
 
 /* The common start of a suspending call: the calling worker and task, or
  * -EPERM outside a task, or -ECANCELED once the task was cancelled. */

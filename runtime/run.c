@@ -7,8 +7,11 @@
  *     it), and every worker thread is started. When one cannot be started,
  *     those that did are stopped and joined and crew_run fails: main never
  *     ran, nothing is left behind.
- *  2. main is queued (rt->main set before it can run).
- *  3. The gate opens: plain threads may spawn from now on.
+ *  2. main's task is made (rt->main set before it can run): the one step
+ *     that can still fail, with nothing run.
+ *  3. The gate opens: plain threads may spawn from now on (before main is
+ *     queued, so that a thread main starts can spawn at once).
+ *  4. main is queued.
  *
  * Shutdown, in order (asyncio.run semantics):
  *  1. main's body returns; its finisher calls crew__runtime_begin_shutdown.
@@ -23,7 +26,7 @@
  *  4. A worker that runs out of work checks whether every task ever spawned
  *     has finished (crew__runtime_try_stop, under stop_lock); the first to see
  *     it sets rt->stop and wakes all workers, which leave their loops.
- *  5. crew_run joins the threads, closes the gate and waits until no plain
+ *  5. crew_run joins the threads (and the offload pool), closes the gate and waits until no plain
  *     thread is inside, clears crew__rt, reports handles never joined nor
  *     detached, and frees tasks, stacks, rings and the runtime.
  *
@@ -378,10 +381,12 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 	if (err == 0)
 		err = run_start_workers(rt);
 	if (err == 0) {
-		err = crew__task_spawn_main(rt, main_fn, arg);
+		err = crew__task_prepare_main(rt, main_fn, arg);
 		if (err == 0) {
+			/* open before main runs: a thread main starts may spawn */
 			run_gate_open();
 			opened = true;
+			crew__task_start_main(rt);
 			for (unsigned i = 0; i < rt->nworkers; i++)
 				pthread_join(rt->workers[i].thread, NULL);
 			/* every task finished, so every offload did: the pool

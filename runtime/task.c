@@ -302,20 +302,26 @@ crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name)
 	return t;
 }
 
-/* crew_run's thread, after the workers started and before plain threads may
- * spawn: rt->main is set before the push makes main runnable, so its
- * finisher (crew__task_run_body) recognises it. */
-int crew__task_spawn_main(crew__runtime *rt, crew_fn fn, void *arg)
+/* crew_run's thread, after the workers started: main's task, ready but not
+ * queued (so that the gate can open before main runs, and a thread main
+ * starts may spawn at once). rt->main is set before the push makes main
+ * runnable, so its finisher (crew__task_run_body) recognises it. */
+int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg)
 {
 	crew_task *t = crew__task_alloc(NULL);
 	if (!t)
 		return -ENOMEM;
 	task_init_spawned(t, fn, arg, "main");
 	rt->main = t;
+	return 0;
+}
+
+/* Queue main (prepared above); cannot fail. */
+void crew__task_start_main(crew__runtime *rt)
+{
 	/* full barrier: counted before it can run (crew__tasks_unfinished) */
 	crew__faa_u64(&rt->ext_spawned, 1);
-	crew__schedule(t, false); /* the push is a release: rt->main with it */
-	return 0;
+	crew__schedule(rt->main, false); /* the push is a release: rt->main with it */
 }
 
 /* ---- wake and suspend ---- */
