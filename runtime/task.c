@@ -231,9 +231,21 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	t->fiber = NULL;
 	t->stack = NULL;
 	t->magic = CREW_TASK_MAGIC_LIVE;
+	t->forks = 0;
 	crew__store_ptr(&t->joiner, NULL);
 	crew__store_32(&t->refs, 2);
 	crew__store_32(&t->state, CREW_T_SCHEDULED);
+}
+
+/* A worker stole a frame (fork.c): t will run fn(arg) on a fiber of its own,
+ * right away on w. No handle: one reference, the execution's. Counted as a
+ * spawn so that the runtime cannot stop before it finished. */
+void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg)
+{
+	task_init_spawned(t, fn, arg, "crew_fork");
+	crew__store_32(&t->refs, 1);
+	/* owner-only counter; release: read by the termination check */
+	crew__store_release_64(&w->spawned, w->spawned + 1);
 }
 
 /* A spawn from a thread that is not a worker: inside the gate (the runtime
@@ -367,6 +379,12 @@ void crew__task_run_body(crew_task *t)
 {
 	void *result = t->fn(t->arg);
 	crew__runtime *rt = crew__rt;
+#if defined(CREW_DEBUG)
+	if (t->forks)
+		crew__die("task '%s' returned with %u forked frame(s) not synced (crew_sync "
+			  "every crew_fork before returning)",
+			  t->name, t->forks);
+#endif
 	t->result = result;
 	bool is_main = t == rt->main;
 	/* A task that ends after shutdown began was cancelled (asyncio.run). */
@@ -383,6 +401,7 @@ void crew__task_run_body(crew_task *t)
 	if (is_main)
 		crew__runtime_begin_shutdown(rt);
 	crew__worker *w = crew__worker_current(); /* the body may have migrated */
+	crew__stat_inc(&w->stats.tasks_run);
 	/* release: all of the task's effects before the count the termination
 	 * check reads (worker.c) */
 	crew__store_release_64(&w->finished, w->finished + 1);

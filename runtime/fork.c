@@ -1,0 +1,263 @@
+/*
+ * fork.c - strictly nested fork-join: crew_fork, crew_sync, and the thief's
+ * side (a stolen frame runs as a task of its own).
+ *
+ * Overview (the deque itself: frames.h)
+ *   crew_fork  pushes the frame on the running fiber's frame deque (plain
+ *              stores) and, when a thief asked (w->splitreq), shares half of
+ *              the private frames and wakes an idle worker.
+ *   crew_sync  pops it: a private frame with plain stores, a shared one after
+ *              lowering split (fence, and a CAS for the last one). Taken back:
+ *              fn runs inline, on the caller's stack, as the calling task.
+ *              Stolen: wait for the thief (frame_wait).
+ *   thief      worker_search -> crew__frame_steal: the frame is wrapped in a
+ *              task (from the thief's pool, counted like a spawn so that the
+ *              runtime cannot stop under it) which runs fn on a fiber of its
+ *              own, so fn may suspend; it stores the result and exchanges
+ *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
+ *              it registered there.
+ *   Waiting: the owner first helps (leapfrogging): it steals frames back
+ *   from the worker that stole its frame and runs them inline, which is
+ *   work its own frame's completion usually depends on; when there is none
+ *   it registers in `waiter` (CAS) and suspends until DONE, like crew_join.
+ *   The wait ignores cancellation: a sync is never skipped.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(crew__frame) <= sizeof(crew_frame), "crew_frame too small");
+_Static_assert(_Alignof(crew__frame) <= _Alignof(crew_frame), "crew_frame misaligned");
+
+/* ---- the owner ---- */
+
+/* A fiber's first fork: its deque. NULL: outside a task, or no memory (then
+ * the frame just runs at sync). */
+CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
+{
+	if (!w || !w->current)
+		return NULL;
+	crew__stack *s = (crew__stack *)w->current->fiber;
+	if (!s->frames) {
+		crew__fq *q = aligned_alloc(64, sizeof(*q));
+		if (!q)
+			return NULL;
+		memset(q, 0, sizeof(*q));
+		q->all_next = w->fq_all;
+		w->fq_all = q;
+		s->frames = q;
+	}
+	crew__fq_publish(w, &s->fiber);
+	return s->frames;
+}
+
+/* A thief asked for work: share, and make sure somebody comes for it. */
+CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
+{
+	crew__store_32(&w->splitreq, 0); /* relaxed: a request after this is seen next time */
+	if (crew__fq_share(q))
+		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
+}
+
+CREW_COLD static void fork_overflow(crew__worker *w, crew__frame *f)
+{
+	f->q = NULL; /* run at sync: correct, only not parallel */
+	crew__stat_inc(&w->stats.overflows);
+}
+
+#if defined(CREW_DEBUG)
+static void frame_check_sync(crew__frame *f, crew__fq *q)
+{
+	crew__worker *w = crew__worker_current();
+	crew_task *t = w ? w->current : NULL;
+	if (crew__load_ptr(&q->slots[(q->bottom - 1) & (CREW_FQ_CAP - 1)]) != f || !t ||
+	    t->forks == 0)
+		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
+			  "forks, by the task that forked them",
+			  (void *)f);
+	t->forks--;
+}
+static void frame_count_fork(crew__worker *w)
+{
+	w->current->forks++;
+}
+#else
+#define frame_check_sync(f, q) ((void)0)
+#define frame_count_fork(w) ((void)0)
+#endif
+
+void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
+{
+	crew__frame *f = (crew__frame *)frame;
+	f->fn = fn;
+	f->arg = arg;
+	crew__worker *w = crew__worker_current();
+	crew__fq *q = w ? w->fq : NULL;
+	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
+	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w))) {
+		f->q = NULL;
+		return;
+	}
+	f->q = q;
+	crew__store_ptr(&f->waiter, NULL); /* relaxed: published with the slot */
+	crew__store_ptr(&f->thief, NULL);
+	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
+		fork_overflow(w, f);
+		return;
+	}
+	frame_count_fork(w);
+	crew__stat_inc(&w->stats.forks);
+	/* relaxed: a hint; reading it late only delays sharing */
+	if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+		fork_share(w, q);
+}
+
+/* Enough of the running fiber's stack left to run a stolen frame on top of
+ * us? The same quarter as crew_join's inline rule (task.c). */
+static bool frame_stack_room(const crew_task *self)
+{
+	const crew__fiber *fb = self->fiber;
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	return sp - (uintptr_t)fb->lo >= fb->size / 4;
+}
+
+/* Help while the thief works: take frames from the deque the thief runs now
+ * (most likely the children of our own frame) and run them inline, as part
+ * of this task. true once f is done. */
+static bool frame_leapfrog(crew__frame *f, crew_task *self)
+{
+	crew__worker *v = crew__load_ptr(&f->thief);
+	for (unsigned tries = 0; v && tries < 64 && frame_stack_room(self); tries++) {
+		if (crew__load_acquire_ptr(&f->waiter) == CREW_FRAME_DONE)
+			return true;
+		/* acquire: pairs with the release in crew__fq_publish */
+		crew__fq *q = crew__load_acquire_ptr(&v->fq);
+		crew__frame *g = q ? crew__fq_steal(q) : CREW_FQ_EMPTY;
+		if (g == CREW_FQ_EMPTY)
+			break;
+		if (g == CREW_FQ_RETRY)
+			continue;
+		crew__worker *w = crew__worker_current();
+		crew__store_ptr(&g->thief, w); /* relaxed: a hint */
+		crew__stat_inc(&w->stats.steals);
+		void *r = g->fn(g->arg);
+		g->result = r;
+		/* full barrier: as in frame_run */
+		crew_task *j = crew__fas_ptr(&g->waiter, CREW_FRAME_DONE);
+		if (j)
+			crew__task_wake(j);
+	}
+	return crew__load_acquire_ptr(&f->waiter) == CREW_FRAME_DONE;
+}
+
+/* The frame was stolen: wait until its thief finished it. */
+static void *frame_wait(crew__frame *f)
+{
+	/* acquire: the result before DONE, pairs with the thief's exchange */
+	crew_task *self = crew__worker_current()->current;
+	if (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE && !frame_leapfrog(f, self)) {
+		/* full barrier (cas): registered before the thief looks, or we see
+		 * DONE; pairs with the thief's exchange */
+		if (crew__cas_ptr(&f->waiter, NULL, self)) {
+			/* not cancellable: a wake may be spurious (timers, shutdown) */
+			while (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE)
+				crew__task_suspend(self);
+		}
+	}
+	return f->result;
+}
+
+/* f is in the shared part (at index b): take it back unless a thief did. */
+static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
+{
+	q->bottom = b;
+	q->o_split = b;
+	crew__store_64(&q->split, b);
+	/* seq_cst: our lowered split before we read head; pairs with the
+	 * thief's fence in crew__fq_steal (frames.h, Orderings) */
+	crew__fence();
+	int64_t h = crew__load_64(&q->head);
+	if (h < b)
+		return f->fn(f->arg); /* thieves cannot reach b any more */
+	bool ours = h == b && crew__cas_64(&q->head, b, b + 1);
+	/* now head == b + 1: empty; the next push goes to b + 1 */
+	q->bottom = q->o_split = q->head_seen = b + 1;
+	crew__store_64(&q->split, b + 1);
+	return ours ? f->fn(f->arg) : frame_wait(f);
+}
+
+void *crew_sync(crew_frame *frame)
+{
+	crew__frame *f = (crew__frame *)frame;
+	crew__fq *q = f->q;
+	if (CREW_UNLIKELY(!q))
+		return f->fn(f->arg); /* outside a task, or the deque was full */
+	frame_check_sync(f, q);
+	int64_t b = q->bottom - 1;
+	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
+		q->bottom = b;
+		return f->fn(f->arg);
+	}
+	return sync_shared(f, q, b);
+}
+
+/* ---- the thief ---- */
+
+/* The body of the task that runs a stolen frame. */
+static void *frame_run(void *arg)
+{
+	crew__frame *f = arg;
+	void *r = f->fn(f->arg);
+	f->result = r;
+	/* full barrier: the result before DONE; pairs with the owner's acquire
+	 * load or CAS of waiter. After this f may be gone: not touched again. */
+	crew_task *j = crew__fas_ptr(&f->waiter, CREW_FRAME_DONE);
+	if (j)
+		crew__task_wake(j);
+	return NULL;
+}
+
+/* Steal the oldest shared frame of the fiber v runs: a task that runs it,
+ * ready for worker_run; or NULL (then v is asked to share more). */
+crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
+{
+	/* acquire: pairs with the release in crew__fq_publish */
+	crew__fq *q = crew__load_acquire_ptr(&v->fq);
+	if (!q)
+		goto ask;
+	/* the task that will carry the frame, before the frame is ours */
+	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
+		return NULL;
+	crew__frame *f = CREW_FQ_RETRY;
+	for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
+		f = crew__fq_steal(q);
+	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY)
+		goto ask;
+	crew__store_ptr(&f->thief, w); /* relaxed: a hint for leapfrogging */
+	crew_task *t = w->steal_spare;
+	w->steal_spare = NULL;
+	crew__task_init_frame(w, t, frame_run, f);
+	crew__stat_inc(&w->stats.steals);
+	return t;
+ask:
+	/* read first: no cache-line traffic while the request stands */
+	if (!crew__load_32(&v->splitreq))
+		crew__store_32(&v->splitreq, 1);
+	return NULL;
+}
+
+/* crew_run's end: the deques this worker allocated. */
+void crew__frames_free(crew__worker *w)
+{
+	if (w->steal_spare) {
+		w->steal_spare->next = w->task_free; /* an unused slot: back to the pool */
+		w->task_free = w->steal_spare;
+		w->steal_spare = NULL;
+	}
+	while (w->fq_all) {
+		crew__fq *q = w->fq_all;
+		w->fq_all = q->all_next;
+		free(q);
+	}
+}
