@@ -168,8 +168,9 @@ static void *frame_wait(crew__frame *f)
 	return f->result;
 }
 
-/* f is in the shared part (at index b): take it back unless a thief did. */
-static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
+/* f is in the shared part (at index b): take it back unless a thief did.
+ * Out of line: crew_sync's fast path then needs no saved registers. */
+__attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
 {
 	q->bottom = b;
 	q->o_split = b;

@@ -185,7 +185,10 @@ extern crew__runtime *crew__rt;
  * a fiber can resume on another thread, and a cached TLS address would name
  * the old worker (the TLS-migration hazard in DESIGN.md). */
 crew__worker *crew__worker_current(void);
-extern __thread crew__worker *crew__tls_worker;
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call (crew_fork
+ * reads it per call); libcrew.so may still be dlopen()ed: 8 bytes fit in the
+ * static TLS surplus glibc reserves for that. */
+extern __thread crew__worker *crew__tls_worker __attribute__((tls_model("initial-exec")));
 
 /* task.c */
 crew_task *crew__task_alloc(crew__worker *w);

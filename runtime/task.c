@@ -46,7 +46,7 @@ struct crew__task_slab {
 	crew_task tasks[CREW_TASK_SLAB];
 };
 
-__thread crew__worker *crew__tls_worker;
+__thread crew__worker *crew__tls_worker __attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) crew__worker *crew__worker_current(void)
 {
