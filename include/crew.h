@@ -370,11 +370,11 @@ CREW_API void crew_future_release(crew_future *f);
 
 /**
  * crew_frame - one forked call, declared by the caller on its own stack
- * (`crew_frame f;`). 48 bytes on LP64 (six pointers); its fields are
+ * (`crew_frame f;`). 64 bytes on LP64 (eight pointers); its fields are
  * private. It must stay in scope, unmoved, from crew_fork to crew_sync.
  */
 typedef struct crew_frame {
-	void *crew_private_[6];
+	void *crew_private_[8];
 } crew_frame;
 
 /**

@@ -67,24 +67,27 @@ CREW_COLD static void fork_overflow(crew__worker *w, crew__frame *f)
 }
 
 #if defined(CREW_DEBUG)
-static void frame_check_sync(crew__frame *f, crew__fq *q)
+/* Each fork records its depth (the task's outstanding forks, itself
+ * included); a sync must be of the deepest outstanding frame of the task
+ * that runs it. (The deque cannot tell: after a steal, the owner's bottom
+ * may stay above frames that were stolen.) */
+static void frame_check_sync(crew__frame *f)
 {
 	crew__worker *w = crew__worker_current();
 	crew_task *t = w ? w->current : NULL;
-	if (crew__load_ptr(&q->slots[(q->bottom - 1) & (CREW_FQ_CAP - 1)]) != f || !t ||
-	    t->forks == 0)
+	if (!t || t->forks == 0 || f->depth != t->forks)
 		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
-			  "forks, by the task that forked them",
-			  (void *)f);
+			  "forks, by the task that forked them (frame %u of %u outstanding)",
+			  (void *)f, f->depth, t ? t->forks : 0);
 	t->forks--;
 }
-static void frame_count_fork(crew__worker *w)
+static void frame_count_fork(crew__worker *w, crew__frame *f)
 {
-	w->current->forks++;
+	f->depth = ++w->current->forks;
 }
 #else
-#define frame_check_sync(f, q) ((void)0)
-#define frame_count_fork(w) ((void)0)
+#define frame_check_sync(f) ((void)0)
+#define frame_count_fork(w, f) ((void)0)
 #endif
 
 void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
@@ -106,7 +109,7 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 		fork_overflow(w, f);
 		return;
 	}
-	frame_count_fork(w);
+	frame_count_fork(w, f);
 	crew__stat_inc(&w->stats.forks);
 	/* relaxed: a hint; reading it late only delays sharing */
 	if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
@@ -194,7 +197,7 @@ void *crew_sync(crew_frame *frame)
 	crew__fq *q = f->q;
 	if (CREW_UNLIKELY(!q))
 		return f->fn(f->arg); /* outside a task, or the deque was full */
-	frame_check_sync(f, q);
+	frame_check_sync(f);
 	int64_t b = q->bottom - 1;
 	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
 		q->bottom = b;

@@ -21,7 +21,12 @@
  *     moves split down to that frame, fences, and reads head; the last
  *     shared frame is settled with a CAS on head, as in Chase-Lev.
  *   Invariant: head <= split <= bottom, bottom - head <= CREW_FQ_CAP; each
- *   pushed frame is taken by exactly one of the owner's pop or a steal. The
+ *   pushed frame is taken by exactly one of the owner's pop or a steal.
+ *   When the owner finds the frame it syncs stolen, every older frame was
+ *   stolen too (thieves take the oldest first): the deque is then empty,
+ *   bottom = split = head, and bottom stays above the indices of those older
+ *   frames; their syncs pop "index bottom - 1", find head above it, and wait
+ *   for their thieves, which is right for each of them. The
  *   counters never go back, so a thief holding a stale head (the deque may
  *   have passed to another fiber since: stacks are reused) fails its CAS.
  *   Deques are freed only when crew_run ends: a pointer read from w->fq is
@@ -58,6 +63,7 @@ typedef struct crew__frame {
 	crew__fq *q;               /* NULL: not in a deque, sync runs fn inline */
 	struct crew_task *waiter;  /* atomic: NULL, the syncing task, or CREW_FRAME_DONE */
 	void *thief;               /* atomic: the worker that stole it (leapfrogging) */
+	uint32_t depth;            /* CREW_DEBUG: the forking task's outstanding forks */
 } crew__frame;
 #define CREW_FRAME_DONE ((struct crew_task *)1)
 
