@@ -75,7 +75,7 @@ Test(parallel, for_covers_each_index_once, .timeout = CREWT_TIMEOUT(120))
 		cr_expect(!atomic_load(&c.bad_piece), "round %d: a piece outside the range", round);
 		for (size_t i = 0; i < n; i++)
 			if (atomic_load(&c.hits[i]) != 1) {
-				cr_expect_fail("round %d [%zu, %zu) grain %zu, %u workers: index %zu ran %u times",
+				cr_expect(false, "round %d [%zu, %zu) grain %zu, %u workers: index %zu ran %u times",
 				               round, c.lo, c.hi, c.grain, w, c.lo + i,
 				               (unsigned)atomic_load(&c.hits[i]));
 				break;
