@@ -406,8 +406,8 @@ CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
  * crew_sync - the result of the frame's `fn(arg)`; Cilk's sync for one frame.
  *
  * If no other worker took the frame, calls fn(arg) here, inline. Otherwise
- * waits until the thief finished it: first it helps, running frames it
- * steals back from the thief's fiber (leapfrogging), then suspends. The wait
+ * suspends until the thief finished it (its worker runs other work
+ * meanwhile). The wait
  * is not a cancellation point and is never skipped: a cancelled task's syncs
  * still wait for their frames (the frames live on its stack).
  * Context: the task that forked `f` (see crew_fork's rules); outside a task,

@@ -16,10 +16,16 @@
  *              own, so fn may suspend; it stores the result and exchanges
  *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
  *              it registered there.
- *   Waiting: the owner first helps (leapfrogging): it steals frames back
- *   from the worker that stole its frame and runs them inline, which is
- *   work its own frame's completion usually depends on; when there is none
- *   it registers in `waiter` (CAS) and suspends until DONE, like crew_join.
+ *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
+ *   like crew_join; its worker meanwhile runs or steals other work. We
+ *   measured leapfrogging (steal back from the thief's current deque and
+ *   run those frames inline) against this: no difference within noise on
+ *   fib-fork and pfor at 2 workers (steals are rare with lazy splitting:
+ *   about ten per fib(35)), and in crew it is unsafe: the thief's current
+ *   fiber need not be the one running our frame (fibers suspend and
+ *   migrate), and running an unrelated frame inline can tie this task to a
+ *   wait that only this task's continuation would end (a deadlock that
+ *   suspending cannot cause). So: suspend.
  *   The wait ignores cancellation: a sync is never skipped.
  */
 #include "internal.h"
@@ -104,7 +110,6 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 	}
 	f->q = q;
 	crew__store_ptr(&f->waiter, NULL); /* relaxed: published with the slot */
-	crew__store_ptr(&f->thief, NULL);
 	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
 		fork_overflow(w, f);
 		return;
@@ -116,50 +121,12 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 		fork_share(w, q);
 }
 
-/* Enough of the running fiber's stack left to run a stolen frame on top of
- * us? The same quarter as crew_join's inline rule (task.c). */
-static bool frame_stack_room(const crew_task *self)
-{
-	const crew__fiber *fb = self->fiber;
-	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-	return sp - (uintptr_t)fb->lo >= fb->size / 4;
-}
-
-/* Help while the thief works: take frames from the deque the thief runs now
- * (most likely the children of our own frame) and run them inline, as part
- * of this task. true once f is done. */
-static bool frame_leapfrog(crew__frame *f, crew_task *self)
-{
-	crew__worker *v = crew__load_ptr(&f->thief);
-	for (unsigned tries = 0; v && tries < 64 && frame_stack_room(self); tries++) {
-		if (crew__load_acquire_ptr(&f->waiter) == CREW_FRAME_DONE)
-			return true;
-		/* acquire: pairs with the release in crew__fq_publish */
-		crew__fq *q = crew__load_acquire_ptr(&v->fq);
-		crew__frame *g = q ? crew__fq_steal(q) : CREW_FQ_EMPTY;
-		if (g == CREW_FQ_EMPTY)
-			break;
-		if (g == CREW_FQ_RETRY)
-			continue;
-		crew__worker *w = crew__worker_current();
-		crew__store_ptr(&g->thief, w); /* relaxed: a hint */
-		crew__stat_inc(&w->stats.steals);
-		void *r = g->fn(g->arg);
-		g->result = r;
-		/* full barrier: as in frame_run */
-		crew_task *j = crew__fas_ptr(&g->waiter, CREW_FRAME_DONE);
-		if (j)
-			crew__task_wake(j);
-	}
-	return crew__load_acquire_ptr(&f->waiter) == CREW_FRAME_DONE;
-}
-
 /* The frame was stolen: wait until its thief finished it. */
 static void *frame_wait(crew__frame *f)
 {
 	/* acquire: the result before DONE, pairs with the thief's exchange */
 	crew_task *self = crew__worker_current()->current;
-	if (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE && !frame_leapfrog(f, self)) {
+	if (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE) {
 		/* full barrier (cas): registered before the thief looks, or we see
 		 * DONE; pairs with the thief's exchange */
 		if (crew__cas_ptr(&f->waiter, NULL, self)) {
@@ -238,7 +205,6 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 		f = crew__fq_steal(q);
 	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY)
 		goto ask;
-	crew__store_ptr(&f->thief, w); /* relaxed: a hint for leapfrogging */
 	crew_task *t = w->steal_spare;
 	w->steal_spare = NULL;
 	crew__task_init_frame(w, t, frame_run, f);

@@ -62,7 +62,6 @@ typedef struct crew__frame {
 	void *result;
 	crew__fq *q;               /* NULL: not in a deque, sync runs fn inline */
 	struct crew_task *waiter;  /* atomic: NULL, the syncing task, or CREW_FRAME_DONE */
-	void *thief;               /* atomic: the worker that stole it (leapfrogging) */
 	uint32_t depth;            /* CREW_DEBUG: the forking task's outstanding forks */
 } crew__frame;
 #define CREW_FRAME_DONE ((struct crew_task *)1)
