@@ -101,7 +101,11 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 	crew__frame *f = (crew__frame *)frame;
 	f->fn = fn;
 	f->arg = arg;
-	crew__worker *w = crew__worker_current();
+	/* The thread-local directly, not crew__worker_current(): the TLS-migration
+	 * hazard (internal.h) is a TLS address cached across a suspension, and
+	 * nothing in crew_fork suspends (it is not inlined into callers: another
+	 * translation unit, no LTO). Saves a call per fork. */
+	crew__worker *w = crew__tls_worker;
 	crew__fq *q = w ? w->fq : NULL;
 	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
 	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w))) {
