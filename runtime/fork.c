@@ -73,23 +73,25 @@ CREW_COLD static void fork_overflow(crew__worker *w, crew__frame *f)
 }
 
 #if defined(CREW_DEBUG)
-/* Each fork records its depth (the task's outstanding forks, itself
- * included); a sync must be of the deepest outstanding frame of the task
- * that runs it. (The deque cannot tell: after a steal, the owner's bottom
- * may stay above frames that were stolen.) */
+/* Each fork records its depth (the running fiber's outstanding forks, itself
+ * included); a sync must be of the deepest outstanding frame of the fiber
+ * that runs it. (The deque cannot tell: after a steal, the owner's bottom may
+ * stay above frames that were stolen.) Counted per fiber, not per task: the
+ * task struct stays small, and a task that returns with a frame outstanding
+ * leaves its fiber's count changed (crew__task_run_body). */
 static void frame_check_sync(crew__frame *f)
 {
 	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t || t->forks == 0 || f->depth != t->forks)
+	crew__stack *s = w && w->current ? (crew__stack *)w->current->fiber : NULL;
+	if (!s || s->forks == 0 || f->depth != s->forks)
 		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
 			  "forks, by the task that forked them (frame %u of %u outstanding)",
-			  (void *)f, f->depth, t ? t->forks : 0);
-	t->forks--;
+			  (void *)f, f->depth, s ? s->forks : 0);
+	s->forks--;
 }
 static void frame_count_fork(crew__worker *w, crew__frame *f)
 {
-	f->depth = ++w->current->forks;
+	f->depth = ++((crew__stack *)w->current->fiber)->forks;
 }
 #else
 #define frame_check_sync(f) ((void)0)

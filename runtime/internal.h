@@ -49,7 +49,6 @@ struct crew_task {
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
 	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
 	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
-	uint32_t forks;          /* CREW_DEBUG: frames forked and not yet synced */
 };
 #define CREW_JOIN_DONE ((crew_task *)1)
 
@@ -309,6 +308,7 @@ struct crew__stack {
 	unsigned valgrind_id; /* valgrind's name for this stack (stack.c) */
 	bool unguarded;    /* no guard page: a canary below the guard region instead */
 	crew__fq *frames;  /* frame deque of the tasks running on it, or NULL (fork.c) */
+	uint32_t forks;    /* CREW_DEBUG: frames forked on it and not yet synced */
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);

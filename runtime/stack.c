@@ -345,6 +345,7 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 		s->fiber.tsan = NULL;
 		s->owner = NULL;
 		s->frames = NULL;
+		s->forks = 0;
 		s->unguarded = (unsigned)i >= guarded;
 		if (s->unguarded)
 			canary_set(s);
