@@ -274,3 +274,41 @@ Test(parallel, errors)
 	cr_expect_eq(crew_parallel_reduce(0, 10, 1, &r, 8, &id, nop_rbody, nop_comb, NULL), -EPERM);
 	cr_expect_eq(crew_parallel_for(0, 10, 1, NULL, NULL), -EINVAL, "arguments are checked first");
 }
+
+/* Pieces that suspend (sleep, yield) mid-range, on one and on two workers:
+ * still every index once (a piece may resume on another worker). */
+static void sleepy_body(size_t a, size_t b, void *p)
+{
+	cover *c = p;
+	for (size_t i = a; i < b; i++) {
+		if (i % 97 == 0)
+			crew_sleep(20000); /* 20 us */
+		else if (i % 31 == 0)
+			crew_yield();
+		atomic_fetch_add(&c->hits[i - c->lo], 1);
+	}
+}
+
+static void *sleepy_main(void *p)
+{
+	cover *c = p;
+	return (void *)(intptr_t)crew_parallel_for(c->lo, c->hi, c->grain, sleepy_body, c);
+}
+
+Test(parallel, for_body_suspends, .timeout = CREWT_TIMEOUT(60))
+{
+	for (unsigned w = 1; w <= 2; w++) {
+		cover c = { .lo = 0, .hi = 5000, .grain = 16 };
+		c.hits = calloc(c.hi, 1);
+		void *res = (void *)1;
+		cr_assert_eq(crewt_run(w, sleepy_main, &c, &res), 0);
+		cr_expect_eq((intptr_t)res, 0);
+		for (size_t i = 0; i < c.hi; i++)
+			if (atomic_load(&c.hits[i]) != 1) {
+				cr_expect(false, "%u workers: index %zu ran %u times", w, i,
+				          (unsigned)atomic_load(&c.hits[i]));
+				break;
+			}
+		free(c.hits);
+	}
+}
