@@ -283,3 +283,58 @@ Test(fork, debug_wrong_order_aborts, .timeout = CREWT_TIMEOUT(30))
 	expect_abort(unsynced_main, "return with a frame", "not synced");
 }
 #endif
+
+/* ---- stress: random trees ---- */
+
+/* A node's shape comes from its seed alone: how many children it forks (0-3),
+ * whether it yields or sleeps before syncing. Its value is a hash over its
+ * subtree, the same however the frames were run, stolen or not. */
+typedef struct node {
+	uint64_t seed;
+	unsigned depth;
+} node;
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ull;
+	x ^= x >> 27;
+	x *= 0x81dadef4bc2dd44dull;
+	return x ^ (x >> 33);
+}
+
+static void *rnode(void *arg)
+{
+	node *n = arg;
+	uint64_t r = mix(n->seed);
+	unsigned kids = n->depth ? (unsigned)(r % 4) : 0;
+	node child[3];
+	crew_frame f[3];
+	for (unsigned i = 0; i < kids; i++) {
+		child[i] = (node){ mix(n->seed + i + 1), n->depth - 1 };
+		crew_fork(&f[i], rnode, &child[i]);
+	}
+	if ((r >> 8) % 13 == 0)
+		crew_yield();
+	else if ((r >> 8) % 29 == 0)
+		crew_sleep(10000);
+	uint64_t v = r;
+	for (unsigned i = kids; i-- > 0;)
+		v = mix(v + (uint64_t)(uintptr_t)crew_sync(&f[i]) * (i + 1));
+	return (void *)(uintptr_t)v;
+}
+
+Test(fork, stress_random_trees, .timeout = CREWT_TIMEOUT(120))
+{
+	for (unsigned round = 0; round < 10; round++) {
+		node root = { mix(42 + round), CREWT_SIZE(22, 16) };
+		/* serial value: outside a task crew_fork does nothing and crew_sync
+		 * calls inline (crew_yield and crew_sleep return -EPERM there) */
+		uintptr_t want = (uintptr_t)rnode(&root);
+		for (unsigned w = 1; w <= 4; w *= 2) {
+			void *res = NULL;
+			cr_assert_eq(crewt_run(w, rnode, &root, &res), 0);
+			cr_expect_eq((uintptr_t)res, want, "round %u, %u workers", round, w);
+		}
+	}
+}
