@@ -303,9 +303,12 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 33);
 }
 
+static atomic_ulong nodes_run; /* every node runs exactly once */
+
 static void *rnode(void *arg)
 {
 	node *n = arg;
+	atomic_fetch_add_explicit(&nodes_run, 1, memory_order_relaxed);
 	uint64_t r = mix(n->seed);
 	unsigned kids = n->depth ? (unsigned)(r % 4) : 0;
 	node child[3];
@@ -330,11 +333,16 @@ Test(fork, stress_random_trees, .timeout = CREWT_TIMEOUT(120))
 		node root = { mix(42 + round), CREWT_SIZE(22, 16) };
 		/* serial value: outside a task crew_fork does nothing and crew_sync
 		 * calls inline (crew_yield and crew_sleep return -EPERM there) */
+		atomic_store(&nodes_run, 0);
 		uintptr_t want = (uintptr_t)rnode(&root);
+		unsigned long nodes = atomic_load(&nodes_run);
 		for (unsigned w = 1; w <= 4; w *= 2) {
 			void *res = NULL;
+			atomic_store(&nodes_run, 0);
 			cr_assert_eq(crewt_run(w, rnode, &root, &res), 0);
 			cr_expect_eq((uintptr_t)res, want, "round %u, %u workers", round, w);
+			cr_expect_eq(atomic_load(&nodes_run), nodes, "round %u, %u workers: %lu nodes ran, want %lu",
+			             round, w, atomic_load(&nodes_run), nodes);
 		}
 	}
 }
