@@ -19,8 +19,8 @@
  *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
  *   like crew_join; its worker meanwhile runs or steals other work. We
  *   measured leapfrogging (steal back from the thief's current deque and
- *   run those frames inline) against this: no difference within noise on
- *   fib-fork and pfor at 2 workers (steals are rare with lazy splitting:
+ *   run those frames inline) against this: no difference within the noise
+ *   of our loaded 2-CPU machine on fib-fork and pfor at 2 workers (steals are rare with lazy splitting:
  *   about ten per fib(35)), and in crew it is unsafe: the thief's current
  *   fiber need not be the one running our frame (fibers suspend and
  *   migrate), and running an unrelated frame inline can tie this task to a
@@ -130,8 +130,8 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 /* The frame was stolen: wait until its thief finished it. */
 static void *frame_wait(crew__frame *f)
 {
-	/* acquire: the result before DONE, pairs with the thief's exchange */
 	crew_task *self = crew__worker_current()->current;
+	/* acquire: the result before DONE, pairs with the thief's exchange */
 	if (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE) {
 		/* full barrier (cas): registered before the thief looks, or we see
 		 * DONE; pairs with the thief's exchange */
