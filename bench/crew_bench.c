@@ -38,6 +38,10 @@
  *             (crew_future_new/set/await/release per message, two per round).
  *   yield     two tasks call crew_yield() n/2 times each (n yields in total);
  *             adds "ns_per_switch" = seconds / n. Meant for --workers 1.
+ *   fib-fork  fib(n) with crew_fork/crew_sync per call (default n 30);
+ *             fib-serial: the same recursion as a plain C function.
+ *   pfor      n element visits: n / 2^20 sums of a 2^20-element uint64 array
+ *             with crew_parallel_for; pfor-serial: the plain loop.
  *
  * Exit status: 0 ok, 1 the workload failed or gave a wrong result, 2 usage.
  */
@@ -370,6 +374,95 @@ static void *yield_main(void *arg)
 }
 
 
+/* ---- fork-join: fib-fork, fib-serial, pfor, pfor-serial ------------------ */
+
+/* fib(n) with crew_fork/crew_sync per call (the Lace/Cilk benchmark). */
+static void *fib_fork_task(void *arg)
+{
+	uint64_t n = u64_of(arg);
+	if (n < 2)
+		return arg;
+	crew_frame f;
+	crew_fork(&f, fib_fork_task, ptr_of(n - 1));
+	uint64_t b = u64_of(fib_fork_task(ptr_of(n - 2)));
+	return ptr_of(u64_of(crew_sync(&f)) + b);
+}
+
+static void *fib_fork_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	if (u64_of(fib_fork_task(ptr_of(ctx->n))) != fib_iterative(ctx->n))
+		ctx->failed = "fib-fork: wrong result";
+	return NULL;
+}
+
+/* The serial baseline: the same recursion as a plain C function. noinline and
+ * the empty asm keep the compiler from turning it into a loop. */
+__attribute__((noinline)) static uint64_t fib_plain(uint64_t n)
+{
+	__asm__ volatile("");
+	return n < 2 ? n : fib_plain(n - 1) + fib_plain(n - 2);
+}
+
+static void *fib_serial_main(void *arg)
+{
+	struct bench_ctx *ctx = enter(arg);
+	if (fib_plain(ctx->n) != fib_iterative(ctx->n))
+		ctx->failed = "fib-serial: wrong result";
+	return NULL;
+}
+
+/* pfor: n element visits, as n / 2^20 passes over an array of 2^20 uint64
+ * (8 MiB); each pass sums the array with crew_parallel_for (each piece adds
+ * its partial sum with one atomic add). pfor-serial: the plain loop. */
+#define PFOR_LEN (1u << 20)
+
+struct pfor_ctx {
+	const uint64_t *a;
+	uint64_t sum; /* atomic add per piece */
+};
+
+static void pfor_body(size_t lo, size_t hi, void *p)
+{
+	struct pfor_ctx *c = p;
+	uint64_t s = 0;
+	for (size_t i = lo; i < hi; i++)
+		s += c->a[i];
+	__atomic_fetch_add(&c->sum, s, __ATOMIC_RELAXED);
+}
+
+static void *pfor_common(void *arg, bool parallel)
+{
+	struct bench_ctx *ctx = enter(arg);
+	uint64_t *a = malloc(PFOR_LEN * sizeof *a);
+	if (!a) {
+		ctx->failed = "pfor: out of memory";
+		return NULL;
+	}
+	for (size_t i = 0; i < PFOR_LEN; i++)
+		a[i] = i & 0xff;
+	uint64_t want = 0, got = 0, passes = ctx->n / PFOR_LEN;
+	for (size_t i = 0; i < PFOR_LEN; i++)
+		want += a[i];
+	for (uint64_t p = 0; p < passes; p++) {
+		struct pfor_ctx c = { a, 0 };
+		if (parallel) {
+			if (crew_parallel_for(0, PFOR_LEN, 0, pfor_body, &c) != 0)
+				ctx->failed = "pfor: crew_parallel_for failed";
+		} else {
+			pfor_body(0, PFOR_LEN, &c);
+		}
+		got += c.sum;
+	}
+	if (got != want * passes)
+		ctx->failed = "pfor: wrong sum";
+	free(a);
+	return NULL;
+}
+
+static void *pfor_main(void *arg) { return pfor_common(arg, true); }
+static void *pfor_serial_main(void *arg) { return pfor_common(arg, false); }
+
 /* ---- driver --------------------------------------------------------------- */
 
 static const struct workload workloads[] = {
@@ -379,6 +472,10 @@ static const struct workload workloads[] = {
 	{ "live", 100000, live_main, false },
 	{ "pingpong", 1000000, pingpong_main, false },
 	{ "yield", 10000000, yield_main, true },
+	{ "fib-fork", 30, fib_fork_main, false },
+	{ "fib-serial", 30, fib_serial_main, false },
+	{ "pfor", 200u << 20, pfor_main, false },
+	{ "pfor-serial", 200u << 20, pfor_serial_main, false },
 };
 
 static void usage(void)

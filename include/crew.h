@@ -395,6 +395,134 @@ CREW_API bool crew_future_done(crew_future *f);
  */
 CREW_API void crew_future_release(crew_future *f);
 
+/* ---- strictly nested fork-join ------------------------------------------ */
+
+/**
+ * crew_frame - one forked call, declared by the caller on its own stack
+ * (`crew_frame f;`). 64 bytes on LP64 (eight pointers); its fields are
+ * private. It must stay in scope, unmoved, from crew_fork to crew_sync.
+ */
+typedef struct crew_frame {
+	void *crew_private_[8];
+} crew_frame;
+
+/**
+ * crew_fork - make `fn(arg)` available to other workers; Cilk's spawn.
+ *
+ * The call is pushed on a per-fiber frame deque: no heap allocation and no
+ * atomic read-modify-write while no worker steals (idle workers ask, and the
+ * forking task then shares half of its unstolen frames at its next fork).
+ * Whoever runs `fn` (this task at crew_sync, or a thief) runs it exactly once.
+ * A stolen `fn` runs as a task of its own (named "crew_fork") on a fiber of
+ * its own on the thief, so it may suspend (sleep, join, futures) like any
+ * task; it does not see the forking task's cancellation (only shutdown's).
+ * An `fn` run by crew_sync runs as the syncing task, on its stack.
+ * Rules: every crew_fork is matched by one crew_sync of the same frame, in
+ * the same task, in reverse order of the forks (the last forked is synced
+ * first), and all before the task returns. Builds with CREW_DEBUG check it
+ * and abort with a message; otherwise a violation corrupts the deque.
+ * Up to 512 frames may be outstanding per fiber; beyond that (and when no
+ * memory for a fiber's first deque, about 4 KiB, can be had) crew_fork
+ * keeps the call for crew_sync to run inline (counted as an overflow).
+ * Outside a task it does nothing: crew_sync calls fn inline.
+ * Memory: `f` and `arg` remain the caller's; `arg` must stay valid until the
+ * sync returned.
+ * Context: a task (anything else: see above). Not a cancellation point.
+ */
+CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
+
+/**
+ * crew_sync - the result of the frame's `fn(arg)`; Cilk's sync for one frame.
+ *
+ * If no other worker took the frame, calls fn(arg) here, inline. Otherwise
+ * suspends until the thief finished it (its worker runs other work
+ * meanwhile). The wait
+ * is not a cancellation point and is never skipped: a cancelled task's syncs
+ * still wait for their frames (the frames live on its stack).
+ * Context: the task that forked `f` (see crew_fork's rules); outside a task,
+ * calls fn(arg).
+ */
+CREW_API void *crew_sync(crew_frame *f);
+
+/**
+ * crew_parallel_for - call body(a, b, ctx) on pieces [a, b) that cover
+ * [lo, hi) exactly once, in parallel when workers are idle.
+ *
+ * Lazy binary splitting: the caller runs the range `grain` iterations per
+ * call, in order; only when another worker asks for work does it fork the
+ * upper half of what is left. One worker thus costs a plain loop (plus one
+ * load per piece); pieces are never larger than `grain` except the last of
+ * each half. `grain` 0 picks one (about 8 pieces per worker, at most 4096).
+ * Pieces may run on other workers, at the same time: body must be safe for
+ * that. body may suspend (like any forked call).
+ * Returns 0 when every piece ran; -EINVAL when `body` is NULL or lo > hi;
+ * -EPERM outside a task. lo == hi runs nothing.
+ * Context: a task.
+ */
+CREW_API int crew_parallel_for(size_t lo, size_t hi, size_t grain,
+			       void (*body)(size_t lo, size_t hi, void *ctx), void *ctx);
+
+/**
+ * crew_parallel_reduce - fold [lo, hi) into `*result`, in parallel.
+ *
+ * Values are `size` bytes of the caller's type (a double, a struct...).
+ * `result` is first set to a copy of `*identity`. body(a, b, acc, ctx) folds
+ * the iterations [a, b) into the accumulator `acc` (a `size`-byte value);
+ * combine(acc, right, ctx) folds the accumulator `right` (of the iterations
+ * that follow acc's) into `acc`. A split (when a worker asks for work, as in
+ * crew_parallel_for) gives the upper half a fresh accumulator copied from
+ * `identity` (a malloc of `size` bytes; without memory it does not split)
+ * and combines it after the halves are done. Operands keep index order, so
+ * combine must be associative, not necessarily commutative; the result
+ * equals the serial fold when combine is exactly associative (floating-point
+ * sums may differ in the last bits, like any parallel sum).
+ * `identity` must not overlap `result` and must stay unchanged during the
+ * call; both remain the caller's.
+ * Returns 0; -EINVAL when body, combine, result or identity is NULL, size is
+ * 0 or lo > hi; -EPERM outside a task.
+ * Context: a task.
+ */
+CREW_API int crew_parallel_reduce(size_t lo, size_t hi, size_t grain, void *result, size_t size,
+				  const void *identity,
+				  void (*body)(size_t lo, size_t hi, void *acc, void *ctx),
+				  void (*combine)(void *acc, const void *right, void *ctx),
+				  void *ctx);
+
+/* ---- statistics ---------------------------------------------------------- */
+
+/** What one worker did during a run (crew_stats). */
+typedef struct crew_worker_stats {
+	uint64_t tasks_spawned;  /**< crew_spawn calls on it, and stolen frames it ran as tasks */
+	uint64_t tasks_run;      /**< task bodies that finished on it (spawned, main, stolen
+	                              frames; a task joined inline counts too) */
+	uint64_t forks;          /**< crew_fork calls that pushed a frame */
+	uint64_t steals;         /**< tasks and frames it took from other workers */
+	uint64_t steal_attempts; /**< other workers it looked at for work */
+	uint64_t parks;          /**< times it slept for lack of work */
+	uint64_t inject_pops;    /**< pops from the global queue that got a task */
+	uint64_t overflows;      /**< full task deque (half moved to the global queue), or
+	                              crew_fork past 512 outstanding frames */
+	uint64_t idle_ns;        /**< time parked, in ns */
+} crew_worker_stats;
+
+/**
+ * crew_stats - per-worker counters: `out[i]` gets worker i's, for i below
+ * both `max` and the number of workers, which is returned.
+ *
+ * In a task: the running runtime's numbers so far (each counter is read
+ * whole, the set not at one instant: other workers keep counting). On any
+ * other thread: the numbers of the last crew_run that ended (not while a
+ * crew_run starts or ends). The sum of tasks_run over the workers of an
+ * ended run equals the sum of tasks_spawned, plus one for main, plus the
+ * tasks plain threads spawned. Counting costs each worker a private
+ * increment, no shared memory traffic.
+ * CREW_STATS=1 in the environment prints them on stderr when crew_run ends.
+ * Returns the number of workers (>= 0); -EINVAL when `out` is NULL and max
+ * is not 0; -EPERM when there is no run to report on.
+ * Memory: `out` is the caller's, max entries.
+ */
+CREW_API int crew_stats(crew_worker_stats *out, unsigned max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -129,10 +129,15 @@ static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 		return true;
 	if (!w->saw_shutdown && crew__load_32(&rt->shutdown))
 		return true; /* flush our timers first */
-	for (unsigned i = 0; i < rt->nworkers; i++)
+	for (unsigned i = 0; i < rt->nworkers; i++) {
 		if (crew__deque_size(&rt->workers[i].deque) > 0 ||
 		    crew__load_32(&rt->workers[i].due_len) > 0)
 			return true;
+		/* shared frames (frames.h); acquire: pairs with crew__fq_publish */
+		crew__fq *q = crew__load_acquire_ptr(&rt->workers[i].fq);
+		if (q && crew__load_64(&q->head) < crew__load_acquire_64(&q->split))
+			return true;
+	}
 	return false;
 }
 

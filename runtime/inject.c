@@ -69,6 +69,8 @@ crew_task *crew__inject_pop(crew__runtime *rt, crew__worker *w)
 		rt->inject_tail = NULL;
 	crew__store_64((int64_t *)&rt->inject_len, (int64_t)(rt->inject_len - 1 - k));
 	pthread_mutex_unlock(&rt->inject_lock);
+	if (w)
+		crew__stat_inc(&w->stats.inject_pops);
 	/* keep FIFO order on the LIFO deque: push the batch from its end */
 	while (k-- > 0)
 		crew__worker_enqueue(w, rest[k]);

@@ -9,6 +9,7 @@
 #include "crew.h"
 #include "atomics.h"
 #include "deque.h"
+#include "frames.h"
 #include "fiber.h"
 #include "timer.h"
 #include "reactor.h"
@@ -56,6 +57,27 @@ enum { CREW_SWITCH_SUSPEND = 1, CREW_SWITCH_YIELD, CREW_SWITCH_EXIT };
 
 typedef struct crew__task_slab crew__task_slab;
 
+/* Per-worker counters (stats.c): only the owner writes them, with relaxed
+ * loads and stores (crew__stat_inc); crew_stats reads them from anywhere. */
+typedef struct crew__stats {
+	uint64_t tasks_run;      /* task bodies that finished here */
+	uint64_t forks;          /* crew_fork calls */
+	uint64_t steals;         /* tasks and frames taken from other workers */
+	uint64_t steal_attempts; /* victims looked at */
+	uint64_t parks;
+	uint64_t inject_pops;    /* pops that got a task from the inject queue */
+	uint64_t overflows;      /* full task deque (half moved) or frame deque */
+	uint64_t idle_ns;        /* time parked */
+} crew__stats;
+
+static inline void crew__stat_add(uint64_t *c, uint64_t d)
+{
+	/* owner-only counter: not an RMW; relaxed so that readers elsewhere
+	 * (crew_stats) see a whole value */
+	crew__store_64((int64_t *)c, crew__load_64((const int64_t *)c) + (int64_t)d);
+}
+#define crew__stat_inc(c) crew__stat_add((c), 1)
+
 struct crew__worker {
 	/* shared part: read or written by other threads */
 	crew__deque deque;
@@ -70,6 +92,9 @@ struct crew__worker {
 	uint32_t due_lock;
 	uint32_t due_len;        /* atomic: read without the lock as a hint */
 	crew_task *due_head, *due_tail;
+	/* fork-join (fork.c): read by thieves */
+	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
+	uint32_t splitreq;       /* atomic: a thief found nothing shared here */
 
 	/* private part: only the owning thread */
 	unsigned id __attribute__((aligned(64)));
@@ -101,6 +126,9 @@ struct crew__worker {
 	unsigned stack_free_count;
 	uint64_t trim_at;        /* earliest time to trim the hot stack list */
 	void *altstack;
+	crew__stats stats;
+	crew__fq *fq_all;        /* frame deques this worker allocated (freed at the end) */
+	crew_task *steal_spare;  /* a task ready to carry a stolen frame */
 	crew__stack *stack_reserve; /* runs the parking fiber of a starved task (stack_starve.c) */
 };
 
@@ -169,7 +197,10 @@ extern crew__runtime *crew__rt;
  * a fiber can resume on another thread, and a cached TLS address would name
  * the old worker (the TLS-migration hazard in DESIGN.md). */
 crew__worker *crew__worker_current(void);
-extern __thread crew__worker *crew__tls_worker;
+/* initial-exec: one %fs-relative load instead of a __tls_get_addr call (crew_fork
+ * reads it per call); libcrew.so may still be dlopen()ed: 8 bytes fit in the
+ * static TLS surplus glibc reserves for that. */
+extern __thread crew__worker *crew__tls_worker __attribute__((tls_model("initial-exec")));
 
 /* task.c */
 crew_task *crew__task_alloc(crew__worker *w);
@@ -182,6 +213,7 @@ bool crew__task_cancelled(crew_task *t);
 void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
+void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg);
 /* crew_run's thread: queue main, with rt->main set before it can run. */
 int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg);
 void crew__task_start_main(crew__runtime *rt);
@@ -290,6 +322,8 @@ struct crew__stack {
 	const char *owner; /* name of the task it was handed to (overflow messages) */
 	unsigned valgrind_id; /* valgrind's name for this stack (stack.c) */
 	bool unguarded;    /* no guard page: a canary below the guard region instead */
+	crew__fq *frames;  /* frame deque of the tasks running on it, or NULL (fork.c) */
+	uint32_t forks;    /* CREW_DEBUG: frames forked on it and not yet synced */
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_put(crew__worker *w, crew__stack *s);
@@ -335,6 +369,23 @@ static inline bool crew__stack_pressure(crew__runtime *rt)
 void crew__offload_init(crew__runtime *rt);
 void crew__offload_stop(crew__runtime *rt);
 void crew__offload_fini(crew__runtime *rt);
+
+/* fork.c */
+crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
+void crew__frames_free(crew__worker *w);
+/* The frame deque of the fiber `f` runs on (every task fiber is inside its
+ * stack); published for thieves before the worker switches to it. */
+static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
+{
+	crew__fq *q = ((crew__stack *)f)->frames;
+	/* release: the deque's initialisation before thieves use it; pairs
+	 * with the acquire load in crew__frame_steal */
+	if (crew__load_ptr(&w->fq) != q)
+		crew__store_release_ptr(&w->fq, q);
+}
+
+/* stats.c */
+void crew__stats_end(crew__runtime *rt);
 
 /* overflow.c: every int is 0 or a negative errno */
 int crew__overflow_install(void);

@@ -241,6 +241,7 @@ static void run_free(crew__runtime *rt, unsigned ready)
 		close(w->wake_fd);
 		crew__deque_fini(&w->deque);
 		free(w->overflow);
+		crew__frames_free(w);
 		crew__timer_fini(&w->timers);
 		free(w->expired);
 	}
@@ -394,6 +395,7 @@ int crew_run_with(const crew_config *cfg, crew_fn main_fn, void *arg, void **res
 			crew__offload_stop(rt);
 			if (result)
 				*result = rt->main->result;
+			crew__stats_end(rt);
 		} else {
 			run_stop_workers(rt, rt->nworkers); /* nothing was queued */
 		}

@@ -344,6 +344,8 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 		s->fiber.size = (size_t)((char *)s - (g + guard)) & ~(size_t)63;
 		s->fiber.tsan = NULL;
 		s->owner = NULL;
+		s->frames = NULL;
+		s->forks = 0;
 		s->unguarded = (unsigned)i >= guarded;
 		if (s->unguarded)
 			canary_set(s);

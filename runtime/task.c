@@ -46,7 +46,7 @@ struct crew__task_slab {
 	crew_task tasks[CREW_TASK_SLAB];
 };
 
-__thread crew__worker *crew__tls_worker;
+__thread crew__worker *crew__tls_worker __attribute__((tls_model("initial-exec")));
 
 __attribute__((noinline)) crew__worker *crew__worker_current(void)
 {
@@ -236,6 +236,17 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	crew__store_32(&t->state, CREW_T_SCHEDULED);
 }
 
+/* A worker stole a frame (fork.c): t will run fn(arg) on a fiber of its own,
+ * right away on w. No handle: one reference, the execution's. Counted as a
+ * spawn so that the runtime cannot stop before it finished. */
+void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg)
+{
+	task_init_spawned(t, fn, arg, "crew_fork");
+	crew__store_32(&t->refs, 1);
+	/* owner-only counter; release: read by the termination check */
+	crew__store_release_64(&w->spawned, w->spawned + 1);
+}
+
 /* A spawn from a thread that is not a worker: inside the gate (the runtime
  * stays allocated), and under stop_lock, so that the spawn is either counted
  * before the stop decision or refused after it (crew__runtime_try_stop): a
@@ -371,8 +382,18 @@ bool crew__task_cancelled(crew_task *t)
 /* Run t's body on the current fiber, then finish it. */
 void crew__task_run_body(crew_task *t)
 {
+#if defined(CREW_DEBUG)
+	/* the fiber's outstanding forks (fork.c): the body leaves them as found */
+	uint32_t *forks = &((crew__stack *)t->fiber)->forks, forks_before = *forks;
+#endif
 	void *result = t->fn(t->arg);
 	crew__runtime *rt = crew__rt;
+#if defined(CREW_DEBUG)
+	if (*forks != forks_before)
+		crew__die("task '%s' returned with %u forked frame(s) not synced (crew_sync "
+			  "every crew_fork before returning)",
+			  t->name, *forks - forks_before);
+#endif
 	t->result = result;
 	bool is_main = t == rt->main;
 	/* A task that ends after shutdown began was cancelled (asyncio.run). */
@@ -389,6 +410,7 @@ void crew__task_run_body(crew_task *t)
 	if (is_main)
 		crew__runtime_begin_shutdown(rt);
 	crew__worker *w = crew__worker_current(); /* the body may have migrated */
+	crew__stat_inc(&w->stats.tasks_run);
 	/* release: all of the task's effects before the count the termination
 	 * check reads (worker.c) */
 	crew__store_release_64(&w->finished, w->finished + 1);

@@ -57,6 +57,7 @@ void crew__worker_enqueue(crew__worker *w, crew_task *t)
 	if (CREW_LIKELY(crew__deque_push(&w->deque, t)))
 		return;
 	crew_task **old = w->overflow;
+	crew__stat_inc(&w->stats.overflows);
 	unsigned n = crew__deque_take_oldest(&w->deque, old, CREW_DEQUE_CAP / 2);
 	for (unsigned i = 0; i + 1 < n; i++)
 		old[i]->next = old[i + 1];
@@ -310,6 +311,7 @@ static crew_task *worker_steal_from(crew__worker *w, crew__worker *v)
 			continue;
 		}
 		k++;
+		crew__stat_inc(&w->stats.steals);
 		if (!first)
 			first = t;
 		else
@@ -370,8 +372,12 @@ static crew_task *worker_search(crew__worker *w)
 		unsigned start = (unsigned)(w->rng >> 33) % n;
 		for (unsigned i = 0; i < n && !t; i++) {
 			unsigned v = (start + i) % n;
-			if (v != w->id)
-				t = worker_steal_from(w, &rt->workers[v]);
+			if (v == w->id)
+				continue;
+			crew__stat_inc(&w->stats.steal_attempts);
+			/* tasks first, then the frames of the fiber it runs */
+			if (!(t = worker_steal_from(w, &rt->workers[v])))
+				t = crew__frame_steal(w, &rt->workers[v]);
 		}
 		if (!t)
 			t = crew__inject_pop(rt, w);
@@ -471,6 +477,7 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 	 * yield list: only this worker's code does, after this switch. */
 	worker_yield_list_append(w, t);
 	w->current = n;
+	crew__fq_publish(w, n->fiber);
 	crew__fiber_switch(t->fiber, n->fiber, false);
 }
 
@@ -478,6 +485,7 @@ static void worker_run(crew__worker *w, crew_task *t)
 {
 	worker_prepare(w, t);
 	w->current = t;
+	crew__fq_publish(w, t->fiber);
 	crew__fiber_switch(&w->sched, t->fiber, false);
 	crew__stack_after_switch(w); /* canaries of stacks without guard page */
 	/* back on the scheduler: the task that switched is w->current (t, or a
@@ -524,7 +532,10 @@ static void worker_park(crew__runtime *rt, crew__worker *w)
 	/* Tasks wait for a stack: ours, idle here, go to them (stack_starve.c) */
 	if (CREW_UNLIKELY(crew__stack_pressure(rt)))
 		crew__stack_feed_starved(w, 0);
+	uint64_t t0 = crew_now();
 	crew__idle_park(rt, w, wake_at);
+	crew__stat_inc(&w->stats.parks);
+	crew__stat_add(&w->stats.idle_ns, crew_now() - t0);
 }
 
 static void worker_loop(crew__worker *w)
@@ -563,6 +574,7 @@ void *crew__worker_main(void *arg)
 	w->watch = NULL;
 	crew__stack_drop_all(w);
 	crew__overflow_thread_fini(w);
+	crew__store_ptr(&w->fq, NULL);
 	crew__tls_worker = NULL;
 	return NULL;
 }

@@ -1,0 +1,239 @@
+/*
+ * fork.c - strictly nested fork-join: crew_fork, crew_sync, and the thief's
+ * side (a stolen frame runs as a task of its own).
+ *
+ * Overview (the deque itself: frames.h)
+ *   crew_fork  pushes the frame on the running fiber's frame deque (plain
+ *              stores) and, when a thief asked (w->splitreq), shares half of
+ *              the private frames and wakes an idle worker.
+ *   crew_sync  pops it: a private frame with plain stores, a shared one after
+ *              lowering split (fence, and a CAS for the last one). Taken back:
+ *              fn runs inline, on the caller's stack, as the calling task.
+ *              Stolen: wait for the thief (frame_wait).
+ *   thief      worker_search -> crew__frame_steal: the frame is wrapped in a
+ *              task (from the thief's pool, counted like a spawn so that the
+ *              runtime cannot stop under it) which runs fn on a fiber of its
+ *              own, so fn may suspend; it stores the result and exchanges
+ *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
+ *              it registered there.
+ *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
+ *   like crew_join; its worker meanwhile runs or steals other work. We
+ *   measured leapfrogging (steal back from the thief's current deque and
+ *   run those frames inline) against this: no difference within the noise
+ *   of our loaded 2-CPU machine on fib-fork and pfor at 2 workers (steals are rare with lazy splitting:
+ *   about ten per fib(35)), and in crew it is unsafe: the thief's current
+ *   fiber need not be the one running our frame (fibers suspend and
+ *   migrate), and running an unrelated frame inline can tie this task to a
+ *   wait that only this task's continuation would end (a deadlock that
+ *   suspending cannot cause). So: suspend.
+ *   The wait ignores cancellation: a sync is never skipped.
+ */
+#include "internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(crew__frame) <= sizeof(crew_frame), "crew_frame too small");
+_Static_assert(_Alignof(crew__frame) <= _Alignof(crew_frame), "crew_frame misaligned");
+
+/* ---- the owner ---- */
+
+/* A fiber's first fork: its deque. NULL: outside a task, or no memory (then
+ * the frame just runs at sync). */
+CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
+{
+	if (!w || !w->current)
+		return NULL;
+	crew__stack *s = (crew__stack *)w->current->fiber;
+	if (!s->frames) {
+		crew__fq *q = aligned_alloc(64, sizeof(*q));
+		if (!q)
+			return NULL;
+		memset(q, 0, sizeof(*q));
+		q->all_next = w->fq_all;
+		w->fq_all = q;
+		s->frames = q;
+	}
+	crew__fq_publish(w, &s->fiber);
+	return s->frames;
+}
+
+/* A thief asked for work: share, and make sure somebody comes for it. */
+CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
+{
+	crew__store_32(&w->splitreq, 0); /* relaxed: a request after this is seen next time */
+	if (crew__fq_share(q))
+		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
+}
+
+CREW_COLD static void fork_overflow(crew__worker *w, crew__frame *f)
+{
+	f->q = NULL; /* run at sync: correct, only not parallel */
+	crew__stat_inc(&w->stats.overflows);
+}
+
+#if defined(CREW_DEBUG)
+/* Each fork records its depth (the running fiber's outstanding forks, itself
+ * included); a sync must be of the deepest outstanding frame of the fiber
+ * that runs it. (The deque cannot tell: after a steal, the owner's bottom may
+ * stay above frames that were stolen.) Counted per fiber, not per task: the
+ * task struct stays small, and a task that returns with a frame outstanding
+ * leaves its fiber's count changed (crew__task_run_body). */
+static void frame_check_sync(crew__frame *f)
+{
+	crew__worker *w = crew__worker_current();
+	crew__stack *s = w && w->current ? (crew__stack *)w->current->fiber : NULL;
+	if (!s || s->forks == 0 || f->depth != s->forks)
+		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
+			  "forks, by the task that forked them (frame %u of %u outstanding)",
+			  (void *)f, f->depth, s ? s->forks : 0);
+	s->forks--;
+}
+static void frame_count_fork(crew__worker *w, crew__frame *f)
+{
+	f->depth = ++((crew__stack *)w->current->fiber)->forks;
+}
+#else
+#define frame_check_sync(f) ((void)0)
+#define frame_count_fork(w, f) ((void)0)
+#endif
+
+void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
+{
+	crew__frame *f = (crew__frame *)frame;
+	f->fn = fn;
+	f->arg = arg;
+	/* The thread-local directly, not crew__worker_current(): the TLS-migration
+	 * hazard (internal.h) is a TLS address cached across a suspension, and
+	 * nothing in crew_fork suspends (it is not inlined into callers: another
+	 * translation unit, no LTO). Saves a call per fork. */
+	crew__worker *w = crew__tls_worker;
+	crew__fq *q = w ? w->fq : NULL;
+	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
+	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w))) {
+		f->q = NULL;
+		return;
+	}
+	f->q = q;
+	crew__store_ptr(&f->waiter, NULL); /* relaxed: published with the slot */
+	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
+		fork_overflow(w, f);
+		return;
+	}
+	frame_count_fork(w, f);
+	crew__stat_inc(&w->stats.forks);
+	/* relaxed: a hint; reading it late only delays sharing */
+	if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+		fork_share(w, q);
+}
+
+/* The frame was stolen: wait until its thief finished it. */
+static void *frame_wait(crew__frame *f)
+{
+	crew_task *self = crew__worker_current()->current;
+	/* acquire: the result before DONE, pairs with the thief's exchange */
+	if (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE) {
+		/* full barrier (cas): registered before the thief looks, or we see
+		 * DONE; pairs with the thief's exchange */
+		if (crew__cas_ptr(&f->waiter, NULL, self)) {
+			/* not cancellable: a wake may be spurious (timers, shutdown) */
+			while (crew__load_acquire_ptr(&f->waiter) != CREW_FRAME_DONE)
+				crew__task_suspend(self);
+		}
+	}
+	return f->result;
+}
+
+/* f is in the shared part (at index b): take it back unless a thief did.
+ * Out of line: crew_sync's fast path then needs no saved registers. */
+__attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
+{
+	q->bottom = b;
+	q->o_split = b;
+	crew__store_64(&q->split, b);
+	/* seq_cst: our lowered split before we read head; pairs with the
+	 * thief's fence in crew__fq_steal (frames.h, Orderings) */
+	crew__fence();
+	int64_t h = crew__load_64(&q->head);
+	if (h < b)
+		return f->fn(f->arg); /* thieves cannot reach b any more */
+	bool ours = h == b && crew__cas_64(&q->head, b, b + 1);
+	/* now head == b + 1: empty; the next push goes to b + 1 */
+	q->bottom = q->o_split = q->head_seen = b + 1;
+	crew__store_64(&q->split, b + 1);
+	return ours ? f->fn(f->arg) : frame_wait(f);
+}
+
+void *crew_sync(crew_frame *frame)
+{
+	crew__frame *f = (crew__frame *)frame;
+	crew__fq *q = f->q;
+	if (CREW_UNLIKELY(!q))
+		return f->fn(f->arg); /* outside a task, or the deque was full */
+	frame_check_sync(f);
+	int64_t b = q->bottom - 1;
+	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
+		q->bottom = b;
+		return f->fn(f->arg);
+	}
+	return sync_shared(f, q, b);
+}
+
+/* ---- the thief ---- */
+
+/* The body of the task that runs a stolen frame. */
+static void *frame_run(void *arg)
+{
+	crew__frame *f = arg;
+	void *r = f->fn(f->arg);
+	f->result = r;
+	/* full barrier: the result before DONE; pairs with the owner's acquire
+	 * load or CAS of waiter. After this f may be gone: not touched again. */
+	crew_task *j = crew__fas_ptr(&f->waiter, CREW_FRAME_DONE);
+	if (j)
+		crew__task_wake(j);
+	return NULL;
+}
+
+/* Steal the oldest shared frame of the fiber v runs: a task that runs it,
+ * ready for worker_run; or NULL (then v is asked to share more). */
+crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
+{
+	/* acquire: pairs with the release in crew__fq_publish */
+	crew__fq *q = crew__load_acquire_ptr(&v->fq);
+	if (!q)
+		goto ask;
+	/* the task that will carry the frame, before the frame is ours */
+	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
+		return NULL;
+	crew__frame *f = CREW_FQ_RETRY;
+	for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
+		f = crew__fq_steal(q);
+	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY)
+		goto ask;
+	crew_task *t = w->steal_spare;
+	w->steal_spare = NULL;
+	crew__task_init_frame(w, t, frame_run, f);
+	crew__stat_inc(&w->stats.steals);
+	return t;
+ask:
+	/* read first: no cache-line traffic while the request stands */
+	if (!crew__load_32(&v->splitreq))
+		crew__store_32(&v->splitreq, 1);
+	return NULL;
+}
+
+/* crew_run's end: the deques this worker allocated. */
+void crew__frames_free(crew__worker *w)
+{
+	if (w->steal_spare) {
+		w->steal_spare->next = w->task_free; /* an unused slot: back to the pool */
+		w->task_free = w->steal_spare;
+		w->steal_spare = NULL;
+	}
+	while (w->fq_all) {
+		crew__fq *q = w->fq_all;
+		w->fq_all = q->all_next;
+		free(q);
+	}
+}

@@ -1,0 +1,348 @@
+/*
+ * crew_fork / crew_sync: results against the serial answer at 1, 2, 4
+ * workers; nested forks synced in reverse order; frames that suspend, stolen
+ * and not; cancellation does not skip a sync; outside a task; order
+ * violations abort in debug builds.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uintptr_t fib_serial(uintptr_t n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
+
+static void *fib_fork(void *arg)
+{
+	uintptr_t n = (uintptr_t)arg;
+	if (n < 2)
+		return arg;
+	crew_frame f;
+	crew_fork(&f, fib_fork, (void *)(n - 1));
+	uintptr_t b = (uintptr_t)fib_fork((void *)(n - 2));
+	uintptr_t a = (uintptr_t)crew_sync(&f);
+	return (void *)(a + b);
+}
+
+#define FIB_N CREWT_SIZE(27, 20)
+
+Test(fork, fib_matches_serial, .timeout = CREWT_TIMEOUT(120))
+{
+	uintptr_t want = fib_serial(FIB_N);
+	static const unsigned workers[] = { 1, 2, 4 };
+	for (unsigned i = 0; i < 3; i++) {
+		for (int rep = 0; rep < 3; rep++) {
+			void *res = NULL;
+			cr_assert_eq(crewt_run(workers[i], fib_fork, (void *)(uintptr_t)FIB_N, &res), 0);
+			cr_expect_eq((uintptr_t)res, want, "fib(%d) at %u workers: %lu, want %lu", FIB_N,
+			             workers[i], (unsigned long)(uintptr_t)res, (unsigned long)want);
+		}
+	}
+}
+
+/* Three forks per level, synced newest first; each level checks its own. */
+static void *tree3(void *arg)
+{
+	uintptr_t d = (uintptr_t)arg;
+	if (d == 0)
+		return (void *)1;
+	crew_frame f[3];
+	for (int i = 0; i < 3; i++)
+		crew_fork(&f[i], tree3, (void *)(d - 1));
+	uintptr_t sum = 1;
+	for (int i = 2; i >= 0; i--)
+		sum += (uintptr_t)crew_sync(&f[i]);
+	return (void *)sum;
+}
+
+Test(fork, nested_reverse_order, .timeout = CREWT_TIMEOUT(120))
+{
+	/* nodes of a complete ternary tree of depth d: (3^(d+1) - 1) / 2 */
+	uintptr_t d = CREWT_SIZE(9, 6), want = 1;
+	for (uintptr_t i = 0; i <= d; i++)
+		want *= 3;
+	want = (want - 1) / 2;
+	for (unsigned w = 1; w <= 4; w *= 2) {
+		void *res = NULL;
+		cr_assert_eq(crewt_run(w, tree3, (void *)d, &res), 0);
+		cr_expect_eq((uintptr_t)res, want, "%u workers: %lu nodes, want %lu", w,
+		             (unsigned long)(uintptr_t)res, (unsigned long)want);
+	}
+}
+
+/* ---- frames that suspend ---- */
+
+typedef struct susp {
+	int mode;             /* 0: sleep, 1: await `fut` */
+	crew_future *fut;
+	crew_task *owner;     /* the forking task */
+	atomic_int started;
+	atomic_int stolen;    /* fn ran as another task than the owner */
+	atomic_int finished;
+	crew_task *victim;    /* cancel tests: the task to cancel */
+} susp;
+
+static void *susp_fn(void *arg)
+{
+	susp *s = arg;
+	atomic_store(&s->stolen, crew_self() != s->owner);
+	atomic_store(&s->started, 1);
+	int rc = s->mode == 0 ? crew_sleep(2 * CREWT_MS) : crew_future_await(s->fut, NULL);
+	atomic_store(&s->finished, 1);
+	return (void *)(intptr_t)(rc == 0 ? 42 : 1000 + rc);
+}
+
+static void *noop(void *arg) { return arg; }
+
+/* Fork s's frame, then keep forking (each fork reads the split request) until
+ * a thief took it and started it; then release it and sync. */
+static void *steal_then_sync(void *arg)
+{
+	susp *s = arg;
+	s->owner = crew_self();
+	crew_frame f;
+	crew_fork(&f, susp_fn, s);
+	while (!atomic_load(&s->started)) {
+		crew_frame g;
+		crew_fork(&g, noop, NULL);
+		crew_sync(&g);
+	}
+	if (s->mode == 1)
+		crew_future_set(s->fut, NULL);
+	return crew_sync(&f);
+}
+
+static void run_stolen(int mode)
+{
+	susp s = { .mode = mode };
+	s.fut = crew_future_new();
+	cr_assert_not_null(s.fut);
+	void *res = NULL;
+	cr_assert_eq(crewt_run(2, steal_then_sync, &s, &res), 0);
+	cr_expect(atomic_load(&s.stolen), "the frame was not stolen");
+	cr_expect(atomic_load(&s.finished));
+	cr_expect_eq((intptr_t)res, 42, "sync returned %ld", (long)(intptr_t)res);
+	crew_future_release(s.fut);
+}
+
+Test(fork, stolen_frame_sleeps, .timeout = CREWT_TIMEOUT(60)) { run_stolen(0); }
+Test(fork, stolen_frame_awaits_future, .timeout = CREWT_TIMEOUT(60)) { run_stolen(1); }
+
+static void *setter(void *arg)
+{
+	crew_future_set(arg, NULL);
+	return NULL;
+}
+
+/* Not stolen (one worker): fn runs inline in sync, as the owner, and suspends. */
+static void *fork_inline_suspend(void *arg)
+{
+	susp *s = arg;
+	s->owner = crew_self();
+	crew_frame f;
+	crew_fork(&f, susp_fn, s);
+	crew_task *t = s->mode == 1 ? crew_spawn(setter, s->fut) : NULL;
+	void *r = crew_sync(&f);
+	if (t)
+		crew_join(t, NULL);
+	return r;
+}
+
+Test(fork, unstolen_frame_suspends, .timeout = CREWT_TIMEOUT(60))
+{
+	for (int mode = 0; mode < 2; mode++) {
+		susp s = { .mode = mode };
+		s.fut = crew_future_new();
+		void *res = NULL;
+		cr_assert_eq(crewt_run(1, fork_inline_suspend, &s, &res), 0);
+		cr_expect(!atomic_load(&s.stolen), "mode %d: ran as another task", mode);
+		cr_expect_eq((intptr_t)res, 42, "mode %d: sync returned %ld", mode, (long)(intptr_t)res);
+		crew_future_release(s.fut);
+	}
+}
+
+/* ---- cancellation does not skip a sync ---- */
+
+/* The task that gets cancelled: forks, tells main, sleeps (cancelled: returns
+ * at once), then syncs; the frame still runs and is waited for. */
+static void *cancelled_forker(void *arg)
+{
+	susp *s = arg;
+	s->owner = crew_self();
+	crew_frame f;
+	crew_fork(&f, susp_fn, s);
+	if (crew_workers() > 1) {
+		while (!atomic_load(&s->started)) { /* get it stolen first */
+			crew_frame g;
+			crew_fork(&g, noop, NULL);
+			crew_sync(&g);
+		}
+	}
+	while (crew_sleep(CREWT_SEC) != -ECANCELED)
+		;
+	void *r = crew_sync(&f); /* must wait for the frame */
+	if (!atomic_load(&s->finished))
+		return (void *)(intptr_t)-1;
+	return r;
+}
+
+static void *cancel_main(void *arg)
+{
+	susp *s = arg;
+	crew_task *t = crew_spawn(cancelled_forker, s);
+	if (!t)
+		return (void *)(intptr_t)-2;
+	/* cancel once it started its frame (2 workers) or sleeps (1 worker) */
+	if (crew_workers() > 1)
+		while (!atomic_load(&s->started))
+			crew_yield();
+	else
+		crewt_wait_suspended(t);
+	crew_cancel(t);
+	/* the frame waits on the future: set it after the cancel */
+	crew_sleep(CREWT_MS);
+	crew_future_set(s->fut, NULL);
+	void *r = NULL;
+	int rc = crew_join(t, &r);
+	return rc == -ECANCELED ? r : (void *)(intptr_t)(2000 + rc);
+}
+
+Test(fork, cancel_does_not_skip_sync, .timeout = CREWT_TIMEOUT(60))
+{
+	for (unsigned w = 1; w <= 2; w++) {
+		susp s = { .mode = 1 };
+		s.fut = crew_future_new();
+		void *res = NULL;
+		cr_assert_eq(crewt_run(w, cancel_main, &s, &res), 0);
+		cr_expect(atomic_load(&s.finished), "%u workers: the frame never finished", w);
+		/* inline (1 worker) fn runs as the cancelled task: its await says so;
+		 * stolen, it runs as a task of its own and gets the value */
+		intptr_t want = w == 1 ? 1000 - ECANCELED : 42;
+		cr_expect_eq((intptr_t)res, want, "%u workers: got %ld", w, (long)(intptr_t)res);
+		if (w > 1)
+			cr_expect(atomic_load(&s.stolen), "2 workers: the frame was not stolen");
+		crew_future_release(s.fut);
+	}
+}
+
+/* ---- outside a task ---- */
+
+Test(fork, outside_a_task)
+{
+	crew_frame f, g;
+	crew_fork(&f, noop, (void *)7);
+	crew_fork(&g, fib_fork, (void *)10);
+	cr_expect_eq((uintptr_t)crew_sync(&g), 55);
+	cr_expect_eq((uintptr_t)crew_sync(&f), 7);
+}
+
+/* ---- order violations (debug builds only) ---- */
+
+#ifdef CREWT_DEBUG_BUILD
+static void *wrong_order_main(void *arg)
+{
+	(void)arg;
+	crew_frame a, b;
+	crew_fork(&a, noop, NULL);
+	crew_fork(&b, noop, NULL);
+	crew_sync(&a); /* b first: must abort */
+	crew_sync(&b);
+	return NULL;
+}
+
+static void *unsynced_main(void *arg)
+{
+	(void)arg;
+	crew_frame a;
+	crew_fork(&a, noop, NULL);
+	return NULL; /* returns with a frame outstanding: must abort */
+}
+
+static void debug_child(void *arg)
+{
+	crewt_run(1, (crew_fn)arg, NULL, NULL);
+	_exit(3);
+}
+
+static void expect_abort(crew_fn fn, const char *what, const char *needle)
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(debug_child, (void *)fn, 20 * CREWT_SEC, &p), 0);
+	cr_expect(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT, "%s: child %s; stderr:\n%s",
+	          what, crewt_status_str(p.status), p.err);
+	cr_expect(strstr(p.err, needle) != NULL, "%s: no message with '%s':\n%s", what, needle, p.err);
+	crewt_proc_free(&p);
+}
+
+Test(fork, debug_wrong_order_aborts, .timeout = CREWT_TIMEOUT(30))
+{
+	expect_abort(wrong_order_main, "sync out of order", "reverse order");
+	expect_abort(unsynced_main, "return with a frame", "not synced");
+}
+#endif
+
+/* ---- stress: random trees ---- */
+
+/* A node's shape comes from its seed alone: how many children it forks (0-3),
+ * whether it yields or sleeps before syncing. Its value is a hash over its
+ * subtree, the same however the frames were run, stolen or not. */
+typedef struct node {
+	uint64_t seed;
+	unsigned depth;
+} node;
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ull;
+	x ^= x >> 27;
+	x *= 0x81dadef4bc2dd44dull;
+	return x ^ (x >> 33);
+}
+
+static atomic_ulong nodes_run; /* every node runs exactly once */
+
+static void *rnode(void *arg)
+{
+	node *n = arg;
+	atomic_fetch_add_explicit(&nodes_run, 1, memory_order_relaxed);
+	uint64_t r = mix(n->seed);
+	unsigned kids = n->depth ? (unsigned)(r % 4) : 0;
+	node child[3];
+	crew_frame f[3];
+	for (unsigned i = 0; i < kids; i++) {
+		child[i] = (node){ mix(n->seed + i + 1), n->depth - 1 };
+		crew_fork(&f[i], rnode, &child[i]);
+	}
+	if ((r >> 8) % 13 == 0)
+		crew_yield();
+	else if ((r >> 8) % 29 == 0)
+		crew_sleep(10000);
+	uint64_t v = r;
+	for (unsigned i = kids; i-- > 0;)
+		v = mix(v + (uint64_t)(uintptr_t)crew_sync(&f[i]) * (i + 1));
+	return (void *)(uintptr_t)v;
+}
+
+Test(fork, stress_random_trees, .timeout = CREWT_TIMEOUT(120))
+{
+	for (unsigned round = 0; round < 10; round++) {
+		node root = { mix(42 + round), CREWT_SIZE(22, 16) };
+		/* serial value: outside a task crew_fork does nothing and crew_sync
+		 * calls inline (crew_yield and crew_sleep return -EPERM there) */
+		atomic_store(&nodes_run, 0);
+		uintptr_t want = (uintptr_t)rnode(&root);
+		unsigned long nodes = atomic_load(&nodes_run);
+		for (unsigned w = 1; w <= 4; w *= 2) {
+			void *res = NULL;
+			atomic_store(&nodes_run, 0);
+			cr_assert_eq(crewt_run(w, rnode, &root, &res), 0);
+			cr_expect_eq((uintptr_t)res, want, "round %u, %u workers", round, w);
+			cr_expect_eq(atomic_load(&nodes_run), nodes, "round %u, %u workers: %lu nodes ran, want %lu",
+			             round, w, atomic_load(&nodes_run), nodes);
+		}
+	}
+}
