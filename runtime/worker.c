@@ -281,7 +281,11 @@ static crew_task *worker_next(crew__worker *w)
 	if ((t = worker_pop_local(w)))
 		return t;
 	w->fair_oldest = NULL; /* the deque ran dry: whatever comes is new */
-	if (w->yield_head)
+	/* Several tasks yielding to each other take turns here; a lone yielder
+	 * usually waits for work elsewhere, so it runs again only after this
+	 * worker looked for that work (worker_loop: its own queues here, then
+	 * stealing, which also asks a busy worker to share its forked frames). */
+	if (w->yield_head && w->yield_head != w->yield_tail)
 		return worker_take_yielded(w);
 	if (!crew__inject_empty(rt) && (t = crew__inject_pop(rt, w)))
 		return t;
@@ -545,6 +549,8 @@ static void worker_loop(crew__worker *w)
 		crew_task *t = worker_next(w);
 		if (!t)
 			t = worker_search(w);
+		if (!t && w->yield_head)
+			t = worker_take_yielded(w); /* the lone yielder, after a search */
 		if (t) {
 			worker_run(w, t);
 			continue;
