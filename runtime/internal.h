@@ -38,7 +38,7 @@ typedef struct crew__worker crew__worker;
 struct crew_task {
 	uint32_t state;          /* atomic: CREW_T_* */
 	uint32_t refs;           /* atomic: handle + execution */
-	uint32_t wait_seq;       /* atomic: bumped per timed wait; stale timers skip */
+	uint32_t wait_seq;       /* atomic: the current wait's seq | outcome (wait.h) */
 	uint32_t magic;
 	crew_fn fn;
 	void *arg;
@@ -48,6 +48,8 @@ struct crew_task {
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
 	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
 	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
+	uint64_t deadline;       /* the task's own: innermost deadline scope, UINT64_MAX none */
+	struct crew_deadline *scope; /* the task's own: innermost scope (crew_deadline_push) */
 };
 #define CREW_JOIN_DONE ((crew_task *)1)
 
@@ -183,51 +185,6 @@ static inline int crew__suspend_begin(crew__worker **w, crew_task **t)
 	return crew__task_cancelled(*t) ? -ECANCELED : 0;
 }
 
-/* timed waits (protocol in timer.h) */
-static inline uint32_t crew__timer_arm(crew_task *t)
-{
-	return crew__faa_32(&t->wait_seq, 1) + 1;
-}
-static inline bool crew__timer_fired(crew_task *t, uint32_t seq)
-{
-	return crew__load_acquire_32(&t->wait_seq) != seq;
-}
-/* true: disarmed (the timer will not fire); false: it fired meanwhile */
-static inline bool crew__timer_disarm(crew_task *t, uint32_t seq)
-{
-	uint32_t expected = seq;
-	return crew__cas_32(&t->wait_seq, &expected, seq + 1);
-}
-
-/* A deadline on one wait of the calling task: the timer node lives in the
- * waiting function's frame (timer.h). */
-typedef struct crew__deadline {
-	crew__timer tm;
-	uint32_t seq;
-	bool armed;
-} crew__deadline;
-
-/* Arm a timer for `deadline` on worker w (UINT64_MAX: none). 0, or -ENOMEM
- * (nothing armed). */
-static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
-				       uint64_t deadline);
-/* The deadline passed (the timer fired and woke us). */
-static inline bool crew__deadline_passed(crew_task *t, const crew__deadline *d)
-{
-	return d->armed && crew__timer_fired(t, d->seq);
-}
-/* The wait ends for another reason: remove the timer so the set holds only
- * live waits. true: we ended it; false: the timer fired first (a completion
- * that won the race, see crew.h). Must be called before the frame goes. */
-static inline bool crew__deadline_end(crew_task *t, crew__deadline *d)
-{
-	if (!d->armed)
-		return true;
-	d->armed = false;
-	crew__timer_remove(&d->tm); /* after this no expirer can see the node */
-	return crew__timer_disarm(t, d->seq);
-}
-
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
@@ -328,23 +285,5 @@ void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold
 #if defined(CREW_DEBUG)
 void crew__die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn, cold));
 #endif
-
-static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
-				       uint64_t deadline)
-{
-	d->armed = false;
-	d->tm.home = NULL;
-	if (deadline == UINT64_MAX)
-		return 0;
-	d->seq = crew__timer_arm(t);
-	uint64_t prev_next = crew__timer_next(&w->timers);
-	int rc = crew__timer_add(&w->timers, &d->tm, deadline, t, d->seq);
-	if (rc == 0) {
-		d->armed = true;
-		if (deadline < prev_next)
-			crew__worker_timer_added(w, deadline, prev_next);
-	}
-	return rc;
-}
 
 #endif /* CREW_INTERNAL_H */

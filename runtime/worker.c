@@ -32,7 +32,7 @@
  * The scheduler code runs on the worker thread's own stack and never
  * migrates; task code (fibers) may resume on any worker.
  */
-#include "internal.h"
+#include "wait.h"
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,9 +126,9 @@ static unsigned worker_expire_timers(crew__worker *w, crew__timer_set *set, uint
 		for (size_t i = 0; i < n; i++) {
 			crew_task *t = w->expired[i].task;
 			/* shutdown: wake without firing, the wait sees the flag;
-			 * else settle the wait (timer.h): a failed CAS means the task
-			 * already left that wait */
-			if (!all && !crew__timer_disarm(t, w->expired[i].wait_seq))
+			 * else settle the wait (wait.h): a failed CAS means the wait
+			 * was settled otherwise or is over */
+			if (!all && !crew__wait_settle(t, w->expired[i].wait_seq, CREW_WAIT_TIMEDOUT))
 				continue;
 			if (!crew__task_claim(t))
 				continue; /* running (now NOTIFIED) or queued already */

@@ -1,0 +1,94 @@
+/*
+ * wait.h - the one way a task waits: a waiter record and its routine.
+ *
+ * Overview
+ *   Every suspension that can end for more than one reason (sleep, future
+ *   await, I/O; next: semaphores, channels, timed joins) goes through a
+ *   crew__wait that lives in the waiting function's frame:
+ *
+ *     crew__wait_begin   arm: a new sequence number on the task's wait_seq,
+ *                        and a timer for the deadline (the earlier of the
+ *                        call's own and the task's deadline scope)
+ *     (publish seq)      the caller hands {task, seq} to whoever completes
+ *                        the wait (a future's waiter node, an I/O record)
+ *     crew__wait_block   suspend until the wait is settled; returns how
+ *     crew__wait_end     remove the timer if it is still set (O(log n))
+ *
+ *   Settling: the task's wait_seq word holds `seq` (low two bits 0) while
+ *   the wait is armed. Exactly one side moves it to seq | outcome with one
+ *   CAS (crew__wait_settle): the completer (CREW_WAIT_DONE), the timer's
+ *   expirer (CREW_WAIT_TIMEDOUT) or the task itself once it sees it was
+ *   cancelled (CREW_WAIT_CANCELLED). A settler knows only {task, seq},
+ *   copied out of its record before it lets the record go: task memory
+ *   outlives every wake (task.c), and a settler from an earlier wait holds an
+ *   older seq, so its CAS fails and it never ends a later wait.
+ *   The winner then wakes the task (crew__task_wake); a loser may still wake
+ *   it (spurious wakes are harmless: crew__wait_block loops on wait_seq).
+ *
+ *   What settling does not decide: a source with its own hand-off (a future
+ *   whose setter took the waiter list, an I/O operation the kernel still
+ *   owns) is finished by its caller after crew__wait_block returns (future.c:
+ *   completion wins; io.c: the caller waits for the kernel's completion).
+ */
+#ifndef CREW_WAIT_H
+#define CREW_WAIT_H
+
+#include "internal.h"
+
+enum {
+	CREW_WAIT_DONE = 1,      /* completed by its source */
+	CREW_WAIT_TIMEDOUT = 2,  /* its timer fired */
+	CREW_WAIT_CANCELLED = 3, /* the task was cancelled (or shutdown began) */
+	CREW_WAIT_MASK = 3,
+};
+
+typedef struct crew__wait {
+	crew_task *task;
+	uint32_t seq;         /* armed value of task->wait_seq */
+	bool timed;           /* tm is in a timer set */
+	bool scope;           /* the deadline is the scope's (earlier than the call's) */
+	crew__timer tm;
+} crew__wait;
+
+/* Any thread: settle {t, seq} with `how`. true when this call settled it
+ * (the caller then wakes t); false when it was settled already or the wait
+ * is over. Full barrier (CAS): whatever the settler wrote before (an I/O
+ * result) is visible to the task that sees the outcome (acquire load in
+ * crew__wait_block). */
+static inline bool crew__wait_settle(crew_task *t, uint32_t seq, uint32_t how)
+{
+	uint32_t expected = seq;
+	return crew__cas_32(&t->wait_seq, &expected, seq | how);
+}
+
+/* The outcome so far: 0 while armed, else CREW_WAIT_*. Acquire: pairs with
+ * the settler's CAS. */
+static inline uint32_t crew__wait_outcome(const crew__wait *wt)
+{
+	uint32_t s = crew__load_acquire_32(&wt->task->wait_seq);
+	return s == wt->seq ? 0 : (s & CREW_WAIT_MASK);
+}
+
+/* The task's current deadline scope, UINT64_MAX: none. */
+static inline uint64_t crew__wait_scope_deadline(const crew_task *t)
+{
+	return t->deadline;
+}
+
+/* Arm a wait of task t running on worker w, until `deadline` (UINT64_MAX:
+ * none) or the task's scope deadline, whichever is earlier. 0, or -ENOMEM
+ * when the timer set could not grow (nothing armed; do not block). */
+int crew__wait_begin(crew__wait *wt, crew__worker *w, crew_task *t, uint64_t deadline);
+/* Suspend until the wait is settled; settles it CANCELLED itself when the
+ * task was cancelled. Returns CREW_WAIT_DONE, _TIMEDOUT or _CANCELLED. */
+uint32_t crew__wait_block(crew__wait *wt);
+/* Remove the timer if still set. Call before the frame goes, whatever the
+ * outcome (an expired timer was removed by its expirer: then a no-op). */
+static inline void crew__wait_end(crew__wait *wt)
+{
+	if (wt->timed) {
+		wt->timed = false;
+		crew__timer_remove(&wt->tm); /* after this no expirer sees the node */
+	}
+}
+#endif
