@@ -412,4 +412,7 @@ CREW_API void crew_future_release(crew_future *f);
 #ifdef __cplusplus
 }
 #endif
+
+#include <crew/io.h>
+
 #endif /* CREW_H */

@@ -12,6 +12,7 @@
 #include "fiber.h"
 #include "timer.h"
 #include "reactor.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -72,6 +73,9 @@ struct crew__worker {
 	uint32_t due_lock;
 	uint32_t due_len;        /* atomic: read without the lock as a hint */
 	crew_task *due_head, *due_tail;
+	/* I/O cancel requests from other workers (io.c), for our reactor */
+	uint32_t io_cancel_lock;
+	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
 
 	/* private part: only the owning thread */
 	unsigned id __attribute__((aligned(64)));
@@ -112,6 +116,7 @@ typedef struct crew__runtime {
 	unsigned nworkers;
 	size_t stack_size;
 	unsigned ring_entries;
+	const crew__backend *backend; /* picked when crew_run starts (run.c) */
 	crew_task *main;
 
 	uint32_t shutdown;       /* atomic: main returned; every task is cancelled */
@@ -201,6 +206,14 @@ bool crew__runtime_try_stop(crew__runtime *rt);
  * NULL (no runtime, or it is ending: nothing was entered, do not leave). */
 crew__runtime *crew__ext_enter(void);
 void crew__ext_leave(void);
+
+/* io/io.c: cancel requests other workers queued for w's reactor (owner) */
+void crew__io_cancel_drain(crew__worker *w);
+static inline void crew__io_poll_cancels(crew__worker *w)
+{
+	if (CREW_UNLIKELY(crew__load_ptr(&w->io_cancel_head) != NULL))
+		crew__io_cancel_drain(w);
+}
 
 /* inject.c */
 void crew__inject_push(crew__runtime *rt, crew_task *t);

@@ -160,6 +160,7 @@ static void worker_poll(crew__worker *w)
 		w->saw_shutdown = true;
 		worker_expire_timers(w, &w->timers, UINT64_MAX);
 	}
+	crew__io_poll_cancels(w);
 	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
 	if (crew__timer_next(&w->timers) != UINT64_MAX)
 		worker_expire_timers(w, &w->timers, crew_now());
@@ -490,6 +491,9 @@ static void worker_run(crew__worker *w, crew_task *t)
 	 * child t was running inline) */
 	crew_task *cur = w->current;
 	w->current = NULL;
+	/* What the task submitted goes to the kernel now, in one batch, before
+	 * the next task runs (reactor.h) */
+	crew__reactor_flush(&w->reactor);
 	worker_after_switch(w, cur);
 }
 
