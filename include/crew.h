@@ -142,7 +142,8 @@
  *   finishes (every task that holds a stack waits for a waiting one, e.g.
  *   joins it), the run hangs.
  *
- * Environment: CREW_WORKERS=N sets the number of workers when the config says 0.
+ * Environment: CREW_WORKERS=N sets the number of workers when the config says 0;
+ * CREW_BACKEND=io_uring|epoll forces an I/O backend (crew/io.h).
  */
 #ifndef CREW_H
 #define CREW_H
@@ -198,9 +199,12 @@ typedef struct crew_config {
  * for the runtime or for its first fiber stacks cannot be had (a message on
  * stderr for the stacks); the error of pthread_create (-EAGAIN...) when a
  * worker thread cannot be started, with a message on stderr; -EPERM in a
- * child forked while a runtime ran (see fork() above); or the error of
- * io_uring setup (-ENOSYS, -EPERM: io_uring unavailable, with a message on
- * stderr). On error `main` never ran.
+ * child forked while a runtime ran (see fork() above); -EINVAL when
+ * CREW_BACKEND names no backend (a message on stderr); or the error of the I/O
+ * backend's setup: with CREW_BACKEND=io_uring, that of io_uring setup (-ENOSYS,
+ * -EPERM: io_uring unavailable, with a message on stderr); without it, crew
+ * falls back to epoll when io_uring cannot be set up (a one-line notice on
+ * stderr) and fails only when epoll cannot be either. On error `main` never ran.
  * Installs crew's SIGSEGV handler for the duration of the run ("Stacks").
  * Context: any thread that is not a crew worker.
  */

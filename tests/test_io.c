@@ -362,6 +362,12 @@ static void *peer_disconnects(void *arg)
 
 /* ---- deadline scopes ---- */
 
+static void *sleep_child(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)(crew_sleep(CREWT_MS) == 0);
+}
+
 static void *deadline_slow_peer(void *arg)
 {
 	(void)arg;
@@ -384,6 +390,12 @@ static void *deadline_slow_peer(void *arg)
 	crew_future *f = crew_future_new();
 	CHECK(f, "future");
 	CHECK(crew_future_await(f, NULL) == -ETIMEDOUT, "await in an expired scope");
+	/* crew_join is not a cancellation point: the scope does not end it, and
+	 * the child does not inherit it */
+	crew_task *child = crew_spawn(sleep_child, NULL);
+	CHECK(child, "spawn");
+	void *cr = NULL;
+	CHECK(crew_join(child, &cr) == 0 && cr == (void *)1, "join in an expired scope: child %p", cr);
 	CHECK(crew_deadline_pop(&outer) == -EINVAL, "pop of the outer scope first");
 	CHECK(crew_deadline_pop(&inner) == 0, "pop inner");
 	/* the outer, far deadline applies again: a short sleep ends normally */
