@@ -25,6 +25,10 @@
  *   The winner then wakes the task (crew__task_wake); a loser may still wake
  *   it (spurious wakes are harmless: crew__wait_block loops on wait_seq).
  *
+ *   crew_join keeps its own loop (task.c): it is not a cancellation point
+ *   (rule 3) and has no deadline, so it needs no wait record; a timed join
+ *   would use one.
+ *
  *   What settling does not decide: a source with its own hand-off (a future
  *   whose setter took the waiter list, an I/O operation the kernel still
  *   owns) is finished by its caller after crew__wait_block returns (future.c:
@@ -83,12 +87,15 @@ int crew__wait_begin(crew__wait *wt, crew__worker *w, crew_task *t, uint64_t dea
  * task was cancelled. Returns CREW_WAIT_DONE, _TIMEDOUT or _CANCELLED. */
 uint32_t crew__wait_block(crew__wait *wt);
 /* Remove the timer if still set. Call before the frame goes, whatever the
- * outcome (an expired timer was removed by its expirer: then a no-op). */
+ * outcome. A wait settled TIMEDOUT was settled by its expirer, which had
+ * taken the node out of the set first (timer.c): no lock to take then, which
+ * keeps the common sleep free of a second trip through the set's lock. */
 static inline void crew__wait_end(crew__wait *wt)
 {
 	if (wt->timed) {
 		wt->timed = false;
-		crew__timer_remove(&wt->tm); /* after this no expirer sees the node */
+		if (crew__wait_outcome(wt) != CREW_WAIT_TIMEDOUT)
+			crew__timer_remove(&wt->tm); /* after this no expirer sees the node */
 	}
 }
 #endif

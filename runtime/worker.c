@@ -18,8 +18,14 @@
  *            ?: take over the LIFO task and due timers of a worker stuck in
  *               one task for CREW_GRACE_NS (work conservation, below)
  *            ?: park in the reactor (idle.c) until a wake-up, timer or I/O
- *     switch to the task's fiber; when it switches back, settle its state
+ *     switch to the task's fiber; when it switches back, send what it
+ *     submitted to the kernel (one batch) and settle its state
  *   }
+ *
+ * I/O: a task's operations belong to the reactor of the worker it submitted
+ * them on; that worker reaps their completions at worker_poll (when it runs
+ * dry, every 61st pick, after a park) together with cancel requests that
+ * other workers queued for its ring (io/io.c).
  *
  * Work conservation: a worker that computes without suspending cannot run
  * its LIFO slot or expire its timers. An idle worker watches busy workers
