@@ -79,13 +79,54 @@ static inline uint64_t crew__wait_scope_deadline(const crew_task *t)
 	return t->deadline;
 }
 
+/* Out of line (wait.c): put wt's timer for `deadline` into w's set. 0 or
+ * -ENOMEM. */
+int crew__wait_arm_timer(crew__wait *wt, crew__worker *w, uint64_t deadline);
+
 /* Arm a wait of task t running on worker w, until `deadline` (UINT64_MAX:
  * none) or the task's scope deadline, whichever is earlier. 0, or -ENOMEM
- * when the timer set could not grow (nothing armed; do not block). */
-int crew__wait_begin(crew__wait *wt, crew__worker *w, crew_task *t, uint64_t deadline);
+ * when the timer set could not grow (nothing armed; do not block). Inline:
+ * an untimed wait (a future await, most I/O) costs a load and a store. */
+static inline int crew__wait_begin(crew__wait *wt, crew__worker *w, crew_task *t, uint64_t deadline)
+{
+	wt->task = t;
+	wt->timed = false;
+	wt->scope = false;
+	/* A new sequence: the old value is settled (low bits set) or the fresh
+	 * 0 no settler holds, so no settler's CAS can match before we publish
+	 * seq. Relaxed: settlers learn seq through a release of their own (the
+	 * timer set's lock, a future's lock, the reactor's submission). */
+	uint32_t seq = (crew__load_32(&t->wait_seq) & ~(uint32_t)CREW_WAIT_MASK) + 4;
+	crew__store_32(&t->wait_seq, seq);
+	wt->seq = seq;
+	uint64_t scope = crew__wait_scope_deadline(t);
+	if (CREW_UNLIKELY(scope < deadline)) {
+		deadline = scope;
+		wt->scope = true;
+	}
+	if (deadline == UINT64_MAX)
+		return 0;
+	return crew__wait_arm_timer(wt, w, deadline);
+}
+
 /* Suspend until the wait is settled; settles it CANCELLED itself when the
  * task was cancelled. Returns CREW_WAIT_DONE, _TIMEDOUT or _CANCELLED. */
-uint32_t crew__wait_block(crew__wait *wt);
+static inline uint32_t crew__wait_block(crew__wait *wt)
+{
+	crew_task *t = wt->task;
+	for (;;) {
+		uint32_t how = crew__wait_outcome(wt);
+		if (how)
+			return how;
+		if (crew__task_cancelled(t)) {
+			if (crew__wait_settle(t, wt->seq, CREW_WAIT_CANCELLED))
+				return CREW_WAIT_CANCELLED;
+			continue; /* settled otherwise meanwhile: take that */
+		}
+		crew__task_suspend(t);
+	}
+}
+
 /* Remove the timer if still set. Call before the frame goes, whatever the
  * outcome. A wait settled TIMEDOUT was settled by its expirer, which had
  * taken the node out of the set first (timer.c): no lock to take then, which
