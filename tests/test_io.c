@@ -710,6 +710,7 @@ static void *check_backend(void *want)
 typedef struct run_case {
 	backend be;
 	unsigned workers;
+	unsigned ring_entries; /* 0: the default */
 	crew_fn fn;
 	void *arg;
 	void *res;
@@ -730,8 +731,9 @@ static void run_in(run_case *rc)
 		rc->res = r;
 		return;
 	}
+	crew_config cfg = { .workers = rc->workers, .ring_entries = rc->ring_entries };
 	if (rc->rc == 0)
-		rc->rc = crewt_run(rc->workers, rc->fn, rc->arg, &rc->res);
+		rc->rc = crew_run_with(&cfg, rc->fn, rc->arg, &rc->res);
 }
 
 static void child_no_uring(void *p)
@@ -749,9 +751,9 @@ static void child_no_uring(void *p)
 	}
 }
 
-static void run_backend(backend be, unsigned workers, crew_fn fn, void *arg)
+static void run_backend_ring(backend be, unsigned workers, unsigned ring, crew_fn fn, void *arg)
 {
-	run_case rc = { be, workers, fn, arg, NULL, 0 };
+	run_case rc = { be, workers, ring, fn, arg, NULL, 0 };
 	if (be != BE_NO_URING) {
 		run_in(&rc);
 		cr_assert_eq(rc.rc, 0, "crew_run: %d", rc.rc);
@@ -767,6 +769,11 @@ static void run_backend(backend be, unsigned workers, crew_fn fn, void *arg)
 	crewt_proc_free(&p);
 }
 
+static void run_backend(backend be, unsigned workers, crew_fn fn, void *arg)
+{
+	run_backend_ring(be, workers, 0, fn, arg);
+}
+
 #define IO_TEST(name, workers, fn, arg)                                                            \
 	Test(io_uring, name, .timeout = CREWT_TIMEOUT(60)) { run_backend(BE_URING, workers, fn, arg); } \
 	Test(epoll, name, .timeout = CREWT_TIMEOUT(60)) { run_backend(BE_EPOLL, workers, fn, arg); }   \
@@ -776,6 +783,12 @@ IO_TEST(pipe_roundtrip, 2, pipe_roundtrip, NULL)
 IO_TEST(socketpair_roundtrip, 2, socketpair_roundtrip, NULL)
 IO_TEST(partial_writes, 2, partial_writes, NULL)
 IO_TEST(echo_1000, 2, echo_1000, NULL)
+/* A 4-entry ring for 2,000 sockets' operations: full submission queues are
+ * flushed, and what the kernel refuses waits on the backlog, never dropped. */
+Test(io_uring, echo_1000_tiny_ring, .timeout = CREWT_TIMEOUT(60))
+{
+	run_backend_ring(BE_URING, 2, 4, echo_1000, NULL);
+}
 IO_TEST(peer_disconnects, 2, peer_disconnects, NULL)
 IO_TEST(deadline_slow_peer, 2, deadline_slow_peer, NULL)
 IO_TEST(errors, 1, errors, NULL)
