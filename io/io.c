@@ -55,6 +55,7 @@ static void io_cancel(crew__worker *w, crew__io_op *op)
 	crew__store_32(&op->cancel_state, CREW_IO_CANCEL_QUEUED); /* published by the unlock */
 	crew__spin_lock(&home->io_cancel_lock);
 	op->cancel_next = home->io_cancel_head;
+	/* relaxed: the owner's unlocked read is a hint; it takes the lock */
 	crew__store_ptr(&home->io_cancel_head, op);
 	crew__spin_unlock(&home->io_cancel_lock); /* release: the request before the wake */
 	crew__reactor_wake(home->wake_fd);
@@ -62,9 +63,11 @@ static void io_cancel(crew__worker *w, crew__io_op *op)
 
 void crew__io_cancel_drain(crew__worker *w)
 {
+	/* the lock's acquire pairs with the requester's unlock: the request and
+	 * the op's fields are visible */
 	crew__spin_lock(&w->io_cancel_lock);
 	crew__io_op *op = w->io_cancel_head;
-	crew__store_ptr(&w->io_cancel_head, NULL);
+	crew__store_ptr(&w->io_cancel_head, NULL); /* relaxed: under the lock */
 	crew__spin_unlock(&w->io_cancel_lock);
 	while (op) {
 		crew__io_op *next = op->cancel_next;
@@ -103,7 +106,7 @@ long crew__io_run(crew__io_op *op)
 	op->task = t;
 	op->seq = wt.seq;
 	op->home = w;
-	op->done = 0;
+	op->done = 0;         /* plain: op is ours until submit publishes it */
 	op->cancel_state = 0;
 	rc = w->reactor.be->submit(&w->reactor, op);
 	if (rc) {
@@ -113,6 +116,7 @@ long crew__io_run(crew__io_op *op)
 	uint32_t how = crew__wait_block(&wt);
 	if (how != CREW_WAIT_DONE) {
 		w = crew__worker_current(); /* we may have moved */
+		/* acquire: pairs with crew__io_complete's release of done */
 		if (!crew__load_acquire_32(&op->done))
 			io_cancel(w, op);
 		while (!io_settled(op))

@@ -211,6 +211,8 @@ void crew__ext_leave(void);
 void crew__io_cancel_drain(crew__worker *w);
 static inline void crew__io_poll_cancels(crew__worker *w)
 {
+	/* relaxed: a hint; a request missed now is seen at the next poll, which
+	 * the requester's eventfd write brings about */
 	if (CREW_UNLIKELY(crew__load_ptr(&w->io_cancel_head) != NULL))
 		crew__io_cancel_drain(w);
 }

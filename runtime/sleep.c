@@ -28,7 +28,7 @@ uint64_t crew_now(void)
  * earlier than ours ends the sleep with -ETIMEDOUT. */
 static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
 {
-	if (t->deadline != UINT64_MAX && t->deadline <= deadline_ns && crew_now() >= t->deadline)
+	if (t->deadline < deadline_ns && crew_now() >= t->deadline)
 		return -ETIMEDOUT; /* the scope is over already */
 	crew__wait wt;
 	int rc = crew__wait_begin(&wt, w, t, deadline_ns);
