@@ -317,7 +317,7 @@ CREW_API int crew_sleep_until(uint64_t deadline_ns);
  */
 typedef struct crew_deadline {
 	uint64_t at;                 /* private: this scope's deadline */
-	uint64_t outer;              /* private: the task's deadline before push */
+	uint64_t effective;          /* private: the earliest of at and the enclosing scopes' */
 	struct crew_deadline *prev;  /* private: the enclosing scope */
 } crew_deadline;
 

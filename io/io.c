@@ -98,7 +98,7 @@ long crew__io_run(crew__io_op *op)
 	int rc = crew__suspend_begin(&w, &t);
 	if (rc)
 		return rc;
-	if (CREW_UNLIKELY(t->deadline != UINT64_MAX) && crew_now() >= t->deadline)
+	if (CREW_UNLIKELY(t->scope != NULL) && crew_now() >= t->scope->effective)
 		return -ETIMEDOUT; /* the scope is over: nothing is submitted */
 	crew__wait wt;
 	if ((rc = crew__wait_begin(&wt, w, t, UINT64_MAX)) != 0)

@@ -43,14 +43,17 @@ struct crew_task {
 	uint32_t magic;
 	crew_fn fn;
 	void *arg;
-	void *result;
+	union {
+		void *result;    /* once DONE: what the body returned */
+		struct crew_deadline *scope; /* while it runs: innermost deadline scope, or
+					      * NULL (crew_deadline_push; popped before the
+					      * body returns, so the two never overlap) */
+	};
 	const char *name;
 	struct crew_task *next;  /* intrusive link: inject queue, yield list, free list */
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
 	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
 	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
-	uint64_t deadline;       /* the task's own: innermost deadline scope, UINT64_MAX none */
-	struct crew_deadline *scope; /* the task's own: innermost scope (crew_deadline_push) */
 };
 #define CREW_JOIN_DONE ((crew_task *)1)
 

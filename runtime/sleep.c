@@ -1,15 +1,11 @@
 /*
- * sleep.c - crew_now, crew_sleep, crew_sleep_until, the deadline scope.
+ * sleep.c - crew_now, crew_sleep, crew_sleep_until.
  *
  * A sleep is a wait (wait.h) with a deadline and no other source: its timer
  * node lives in the sleeper's frame, in the timer set of the worker it
  * suspends on. That worker (or an idle one, when it is busy: worker.c) settles
  * the wait when the deadline passes, even if the task would next run
  * elsewhere; a cancel settles it first when it comes first.
- *
- * Deadline scope: the innermost crew_deadline of a task is t->scope, its
- * effective deadline (the earliest of all enclosing ones) t->deadline; every
- * wait arms the earlier of its own deadline and t->deadline (wait.c).
  */
 #include "wait.h"
 #include <errno.h>
@@ -28,7 +24,8 @@ uint64_t crew_now(void)
  * earlier than ours ends the sleep with -ETIMEDOUT. */
 static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
 {
-	if (t->deadline < deadline_ns && crew_now() >= t->deadline)
+	uint64_t scope = crew__wait_scope_deadline(t);
+	if (scope < deadline_ns && crew_now() >= scope)
 		return -ETIMEDOUT; /* the scope is over already */
 	crew__wait wt;
 	int rc = crew__wait_begin(&wt, w, t, deadline_ns);
@@ -64,41 +61,4 @@ int crew_sleep(uint64_t ns)
 		return 0;
 	uint64_t now = crew_now();
 	return sleep_until(w, t, ns > UINT64_MAX - now ? UINT64_MAX : now + ns);
-}
-
-int crew_deadline_push(crew_deadline *scope, uint64_t deadline_ns)
-{
-	if (!scope)
-		return -EINVAL;
-	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t)
-		return -EPERM;
-	scope->outer = t->deadline;
-	scope->prev = t->scope;
-	scope->at = deadline_ns;
-	t->scope = scope;
-	if (deadline_ns < t->deadline) /* nested scopes: the earliest rules */
-		t->deadline = deadline_ns;
-	return 0;
-}
-
-int crew_deadline_pop(crew_deadline *scope)
-{
-	if (!scope)
-		return -EINVAL;
-	crew__worker *w = crew__worker_current();
-	crew_task *t = w ? w->current : NULL;
-	if (!t)
-		return -EPERM;
-	if (t->scope != scope)
-		return -EINVAL; /* not the innermost scope of this task */
-	t->deadline = scope->outer;
-	t->scope = scope->prev;
-	return 0;
-}
-
-bool crew_deadline_expired(const crew_deadline *scope)
-{
-	return scope && crew_now() >= scope->at;
 }

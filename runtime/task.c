@@ -227,13 +227,11 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	t->fn = fn;
 	t->arg = arg;
 	t->name = name ? name : "?";
-	t->result = NULL;
+	t->result = NULL; /* and scope: no deadline scope */
 	t->fiber = NULL;
 	t->stack = NULL;
 	t->magic = CREW_TASK_MAGIC_LIVE;
 	crew__store_ptr(&t->joiner, NULL);
-	t->deadline = UINT64_MAX;
-	t->scope = NULL;
 	crew__store_32(&t->refs, 2);
 	crew__store_32(&t->state, CREW_T_SCHEDULED);
 }

@@ -76,12 +76,22 @@ static inline uint32_t crew__wait_outcome(const crew__wait *wt)
 /* The task's current deadline scope, UINT64_MAX: none. */
 static inline uint64_t crew__wait_scope_deadline(const crew_task *t)
 {
-	return t->deadline;
+	return t->scope ? t->scope->effective : UINT64_MAX;
 }
 
-/* Out of line (wait.c): put wt's timer for `deadline` into w's set. 0 or
- * -ENOMEM. */
-int crew__wait_arm_timer(crew__wait *wt, crew__worker *w, uint64_t deadline);
+/* Put wt's timer for `deadline` into w's set. 0 or -ENOMEM. */
+static inline int crew__wait_arm_timer(crew__wait *wt, crew__worker *w, uint64_t deadline)
+{
+	wt->tm.home = NULL;
+	uint64_t prev_next = crew__timer_next(&w->timers);
+	int rc = crew__timer_add(&w->timers, &wt->tm, deadline, wt->task, wt->seq);
+	if (rc)
+		return rc;
+	wt->timed = true;
+	if (deadline < prev_next) /* a new earliest: maybe a parked worker must re-time */
+		crew__worker_timer_added(w, deadline, prev_next);
+	return 0;
+}
 
 /* Arm a wait of task t running on worker w, until `deadline` (UINT64_MAX:
  * none) or the task's scope deadline, whichever is earlier. 0, or -ENOMEM
