@@ -201,6 +201,24 @@ static int ep_connect(crew__io_op *op)
 	return rc;
 }
 
+/* recv; with MSG_WAITALL, keep what came (op->off counts it, unused by
+ * recv otherwise) and wait for the rest, as io_uring's recv does. */
+static int ep_recv(crew__io_op *op)
+{
+	size_t have = op->flags & MSG_WAITALL ? (size_t)op->off : 0;
+	int rc = ep_neg(recv(op->fd, (char *)op->buf + have, op->len - have,
+			     op->flags | MSG_DONTWAIT));
+	if (!(op->flags & MSG_WAITALL))
+		return ep_again(rc) ? EP_WAIT_IN : rc;
+	if (rc > 0)
+		op->off = have += (size_t)rc;
+	if (rc > 0 && have < op->len)
+		return EP_WAIT_IN;
+	if (ep_again(rc))
+		return EP_WAIT_IN;
+	return have ? (int)have : rc; /* all, or EOF/error after a part: the part */
+}
+
 /* Try op once. A final result (>= 0 or -errno), or EP_WAIT_IN/OUT. */
 static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 {
@@ -211,10 +229,8 @@ static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 	case CREW_IO_WRITE:
 	case CREW_IO_WRITEV:
 		return ep_rw(op, true, ready);
-	case CREW_IO_RECV: {
-		int rc = ep_neg(recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT));
-		return ep_again(rc) ? EP_WAIT_IN : rc;
-	}
+	case CREW_IO_RECV:
+		return ep_recv(op);
 	case CREW_IO_SEND: {
 		int rc = ep_neg(send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT));
 		return ep_again(rc) ? EP_WAIT_OUT : rc;

@@ -81,6 +81,20 @@ static int tcp_listener(struct sockaddr_in *addr, int backlog)
 	return fd;
 }
 
+typedef struct blocked {
+	int fd;
+	atomic_int calling; /* set right before the blocking call */
+	ssize_t rc;
+	char buf[64];
+} blocked;
+
+static void *recv_waitall(void *p)
+{
+	blocked *b = p;
+	b->rc = crew_recv(b->fd, b->buf, 5, MSG_WAITALL);
+	return NULL;
+}
+
 /* ---- round trips ---- */
 
 static void *pipe_roundtrip(void *arg)
@@ -146,6 +160,15 @@ static void *socketpair_roundtrip(void *arg)
 	CHECK((n = crew_recv(sv[0], in, 5, MSG_WAITALL)) == 5, "crew_recv waitall: %zd", n);
 	crew_join(t, NULL);
 	CHECK(w.rc == 5 && checksum((unsigned char *)in, 5) == w.sum, "writer %zd, data differs", w.rc);
+	/* MSG_WAITALL gathers a message that arrives in two parts */
+	blocked rb = { .fd = sv[0] };
+	crew_task *rt = crew_spawn(recv_waitall, &rb);
+	CHECK(rt, "spawn");
+	CHECK(crew_send(sv[1], "ab", 2, MSG_NOSIGNAL) == 2, "send ab");
+	CHECK(crewt_wait_suspended(rt), "the reader did not wait");
+	CHECK(crew_send(sv[1], "cde", 3, MSG_NOSIGNAL) == 3, "send cde");
+	crew_join(rt, NULL);
+	CHECK(rb.rc == 5 && !memcmp(rb.buf, "abcde", 5), "recv MSG_WAITALL: %zd", rb.rc);
 	int r = crew_poll(sv[1], POLLOUT);
 	CHECK(r > 0 && (r & POLLOUT), "crew_poll POLLOUT: %d", r);
 	close(sv[0]);
@@ -311,13 +334,6 @@ static void *echo_1000(void *arg)
 }
 
 /* ---- a peer that goes away ---- */
-
-typedef struct blocked {
-	int fd;
-	atomic_int calling; /* set right before the blocking call */
-	ssize_t rc;
-	char buf[64];
-} blocked;
 
 static void *recv_blocked(void *p)
 {
