@@ -706,6 +706,78 @@ static void *moves(void *arg)
 	return NULL;
 }
 
+/* ---- a cancel that must travel to the op's home worker ---- */
+
+/*
+ * R blocks in a recv on worker X (its home). The canceller C runs on the
+ * other worker Y, which it holds (no suspension) until R waits: the cancel's
+ * wake puts R in Y's LIFO slot, and when C finishes R runs on Y, from where
+ * its cancel request goes through X's queue and eventfd (io.c).
+ */
+typedef struct remote {
+	int sv[2];
+	atomic_int c_runs;
+	crew_task *r;         /* atomic */
+	blocked b;
+	int home, canceller, cancel_rc;
+} remote;
+
+static void *remote_reader(void *p)
+{
+	remote *m = p;
+	m->home = crew_worker_id();
+	atomic_store(&m->b.calling, 1);
+	m->b.rc = crew_recv(m->b.fd, m->b.buf, sizeof m->b.buf, 0);
+	memset(m->b.buf, 'K', sizeof m->b.buf); /* the canary */
+	return NULL;
+}
+
+static void *remote_canceller(void *p)
+{
+	remote *m = p;
+	m->canceller = crew_worker_id();
+	atomic_store(&m->c_runs, 1);
+	crew_task *r;
+	while (!(r = __atomic_load_n(&m->r, __ATOMIC_ACQUIRE)) || !atomic_load(&m->b.calling))
+		sched_yield(); /* hold this worker */
+	for (;;) { /* until R is switched out in its recv (its only suspension) */
+		uint32_t st = crew__load_acquire_32(&r->state);
+		if (!(st & (CREW_T_RUNNING | CREW_T_SCHEDULED)))
+			break;
+		sched_yield();
+	}
+	m->cancel_rc = crew_cancel(r);
+	return NULL;
+}
+
+static void *cancel_remote(void *arg)
+{
+	remote *m = arg;
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m->sv) == 0, "socketpair");
+	m->b.fd = m->sv[0];
+	crew_task *c = crew_spawn(remote_canceller, m);
+	CHECK(c, "spawn");
+	while (!atomic_load(&m->c_runs)) /* hold our worker: the other one takes c */
+		sched_yield();
+	crew_task *r = crew_spawn(remote_reader, m);
+	CHECK(r, "spawn");
+	__atomic_store_n(&m->r, r, __ATOMIC_RELEASE);
+	int jr = crew_join(r, NULL); /* r runs here, on our worker */
+	crew_join(c, NULL);
+	CHECK(m->home != m->canceller, "reader and canceller both on worker %d", m->home);
+	CHECK(m->cancel_rc == 0 && jr == -ECANCELED, "cancel %d, join %d", m->cancel_rc, jr);
+	CHECK(m->b.rc == -ECANCELED, "recv returned %zd, expected -ECANCELED", m->b.rc);
+	CHECK(write(m->sv[1], "data", 4) == 4, "write");
+	char in[8];
+	ssize_t n = crew_read(m->sv[0], in, sizeof in);
+	CHECK(n == 4 && !memcmp(in, "data", 4), "read after the cancel: %zd", n);
+	for (size_t i = 0; i < sizeof m->b.buf; i++)
+		CHECK(m->b.buf[i] == 'K', "the buffer was written after the call returned");
+	close(m->sv[0]);
+	close(m->sv[1]);
+	return NULL;
+}
+
 /* ---- the three backends ---- */
 
 typedef enum { BE_URING, BE_EPOLL, BE_NO_URING } backend;
@@ -824,6 +896,9 @@ IO_TEST(cancel_accept_from_thread, 2, cancel_blocked, &cc_accept_t)
 IO_TEST(cancel_recv_from_thread, 2, cancel_blocked, &cc_recv_t)
 IO_TEST(cancel_connect_from_thread, 2, cancel_blocked, &cc_connect_t)
 IO_TEST(cancel_file_read_from_thread, 2, cancel_blocked, &cc_file_t)
+
+static remote the_remote;
+IO_TEST(cancel_reaches_home_worker, 2, cancel_remote, &the_remote)
 
 static mover the_mover;
 IO_TEST(moves_between_workers, 2, moves, &the_mover)
