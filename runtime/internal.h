@@ -214,9 +214,12 @@ void crew__ext_leave(void);
 void crew__io_cancel_drain(crew__worker *w);
 static inline void crew__io_poll_cancels(crew__worker *w)
 {
-	/* relaxed: a hint; a request missed now is seen at the next poll, which
-	 * the requester's eventfd write brings about */
-	if (CREW_UNLIKELY(crew__load_ptr(&w->io_cancel_head) != NULL))
+	/* Called after the reactor's poll. A request pushed before the eventfd
+	 * write that poll consumed is seen here (the requester pushes under the
+	 * lock, then writes; acquire keeps this load after the poll's read); a
+	 * later one comes with an eventfd write of its own, which ends our next
+	 * park. */
+	if (CREW_UNLIKELY(crew__load_acquire_ptr(&w->io_cancel_head) != NULL))
 		crew__io_cancel_drain(w);
 }
 

@@ -166,8 +166,11 @@ static void worker_poll(crew__worker *w)
 		w->saw_shutdown = true;
 		worker_expire_timers(w, &w->timers, UINT64_MAX);
 	}
-	crew__io_poll_cancels(w);
 	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
+	/* after the poll: a poll may consume the eventfd write that announced
+	 * a cancel request; looking at the queue only before it would leave the
+	 * request there and let us park on an eventfd already read */
+	crew__io_poll_cancels(w);
 	if (crew__timer_next(&w->timers) != UINT64_MAX)
 		worker_expire_timers(w, &w->timers, crew_now());
 }
