@@ -638,12 +638,23 @@ static void *shutdown_accepts(void *arg)
 
 /* ---- a task that moves between workers between operations ---- */
 
+/*
+ * Each round, the mover M spawns a holder H and holds its own worker until
+ * the other worker took H; H holds that one until M waits on a future, then
+ * sets it: M lands in H's LIFO slot and runs there once H returns. So M
+ * does I/O on one worker, moves, and does I/O on the other. (An idle worker
+ * may take M over from H's LIFO slot if it saw H's worker stuck for the
+ * grace period, keeping M where it was in that round: migrations are
+ * counted over the rounds, not asserted for each.)
+ */
+#define MOVE_ROUNDS 8
+
 typedef struct mover {
 	int sv[2];
 	crew_future *go;
 	atomic_int holder_runs, mover_waits;
 	crew_task *mover;
-	int before, after;
+	int migrations;
 	const char *err;
 } mover;
 
@@ -654,32 +665,52 @@ static void *mover_holder(void *p)
 	/* hold this worker (no suspension) until the mover waits */
 	while (!atomic_load(&m->mover_waits))
 		sched_yield();
-	crew_task *t;
-	while (!(t = __atomic_load_n(&m->mover, __ATOMIC_ACQUIRE)))
+	for (;;) { /* until M is switched out in its await */
+		uint32_t st = crew__load_acquire_32(&m->mover->state);
+		if (!(st & (CREW_T_RUNNING | CREW_T_SCHEDULED)))
+			break;
 		sched_yield();
-	/* suspended in its await: the mover's only suspension after the flag
-	 * (the yields here find nothing else to run on this worker) */
-	if (!crewt_wait_suspended(t))
-		return NULL;
+	}
 	crew_future_set(m->go, NULL); /* the mover lands in our LIFO slot */
 	return NULL;
+}
+
+static bool mover_io(mover *m)
+{
+	char buf[8];
+	return crew_send(m->sv[0], "abcd", 4, MSG_NOSIGNAL) == 4 &&
+	       crew_recv(m->sv[1], buf, sizeof buf, 0) == 4 && !memcmp(buf, "abcd", 4);
 }
 
 static void *mover_task(void *p)
 {
 	mover *m = p;
-	char buf[8];
-	for (int k = 0; k < 2; k++) {
-		if (crew_send(m->sv[0], "abcd", 4, MSG_NOSIGNAL) != 4 || crew_recv(m->sv[1], buf, 8, 0) != 4) {
-			m->err = "I/O failed";
-			return NULL;
+	m->mover = crew_self();
+	for (int k = 0; k < MOVE_ROUNDS && !m->err; k++) {
+		atomic_store(&m->holder_runs, 0);
+		atomic_store(&m->mover_waits, 0);
+		if (!(m->go = crew_future_new())) {
+			m->err = "future";
+			break;
 		}
-		if (k == 0) {
-			m->before = crew_worker_id();
-			atomic_store(&m->mover_waits, 1);
-			crew_future_await(m->go, NULL);
-			m->after = crew_worker_id();
+		crew_task *h = crew_spawn(mover_holder, m);
+		if (!h) {
+			m->err = "spawn";
+			break;
 		}
+		while (!atomic_load(&m->holder_runs)) /* the other worker takes h */
+			sched_yield();
+		if (!mover_io(m))
+			m->err = "I/O before the move failed";
+		int before = crew_worker_id();
+		atomic_store(&m->mover_waits, 1);
+		crew_future_await(m->go, NULL);
+		int after = crew_worker_id();
+		if (!mover_io(m))
+			m->err = "I/O after the move failed";
+		m->migrations += after != before;
+		crew_join(h, NULL);
+		crew_future_release(m->go);
 	}
 	return NULL;
 }
@@ -688,21 +719,13 @@ static void *moves(void *arg)
 {
 	mover *m = arg;
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, m->sv) == 0, "socketpair");
-	CHECK((m->go = crew_future_new()), "future");
-	crew_task *h = crew_spawn(mover_holder, m);
-	CHECK(h, "spawn");
-	while (!atomic_load(&m->holder_runs)) /* hold our worker: the other one takes h */
-		sched_yield();
 	crew_task *t = crew_spawn(mover_task, m);
 	CHECK(t, "spawn");
-	__atomic_store_n(&m->mover, t, __ATOMIC_RELEASE);
 	crew_join(t, NULL);
-	crew_join(h, NULL);
-	crew_future_release(m->go);
 	close(m->sv[0]);
 	close(m->sv[1]);
 	CHECK(!m->err, "%s", m->err);
-	CHECK(m->before != m->after, "the mover stayed on worker %d", m->before);
+	CHECK(m->migrations > 0, "the mover never moved in %d rounds", MOVE_ROUNDS);
 	return NULL;
 }
 
