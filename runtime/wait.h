@@ -120,21 +120,21 @@ static inline int crew__wait_begin(crew__wait *wt, crew__worker *w, crew_task *t
 }
 
 /* Suspend until the wait is settled; settles it CANCELLED itself when the
- * task was cancelled. Returns CREW_WAIT_DONE, _TIMEDOUT or _CANCELLED. */
+ * task was cancelled. Returns CREW_WAIT_DONE, _TIMEDOUT or _CANCELLED.
+ * The caller looked at cancellation before arming (crew__suspend_begin): a
+ * cancel that comes later (or shutdown) also wakes the task, so it is
+ * looked for only after a wake, not before the first suspension. */
 static inline uint32_t crew__wait_block(crew__wait *wt)
 {
 	crew_task *t = wt->task;
-	for (;;) {
-		uint32_t how = crew__wait_outcome(wt);
-		if (how)
-			return how;
-		if (crew__task_cancelled(t)) {
-			if (crew__wait_settle(t, wt->seq, CREW_WAIT_CANCELLED))
-				return CREW_WAIT_CANCELLED;
-			continue; /* settled otherwise meanwhile: take that */
-		}
+	uint32_t how;
+	while (!(how = crew__wait_outcome(wt))) {
 		crew__task_suspend(t);
+		if (!(how = crew__wait_outcome(wt)) && crew__task_cancelled(t) &&
+		    crew__wait_settle(t, wt->seq, CREW_WAIT_CANCELLED))
+			return CREW_WAIT_CANCELLED;
 	}
+	return how;
 }
 
 /* Remove the timer if still set. Call before the frame goes, whatever the
