@@ -49,8 +49,8 @@
  * of its outcomes to be settled (one atomic step decides it):
  *  - a future await returns 0 and the value when the future was set before the
  *    waiter left the future's waiter list, even if the task was cancelled or
- *    its deadline passed meanwhile; otherwise -ECANCELED when the task was
- *    cancelled, else -ETIMEDOUT (completion > cancellation > deadline). An
+ *    its deadline passed meanwhile; otherwise -ECANCELED or -ETIMEDOUT,
+ *    whichever of the cancel and the deadline ended the wait first. An
  *    await on a future that is already set returns 0 at once, cancelled or not.
  *  - a sleep returns 0 when its timer fired (the deadline passed and a worker
  *    expired it) before the task, woken by the cancel, could withdraw the
@@ -148,7 +148,8 @@
  *   finishes (every task that holds a stack waits for a waiting one, e.g.
  *   joins it), the run hangs.
  *
- * Environment: CREW_WORKERS=N sets the number of workers when the config says 0.
+ * Environment: CREW_WORKERS=N sets the number of workers when the config says 0;
+ * CREW_BACKEND=io_uring|epoll forces an I/O backend (crew/io.h).
  */
 #ifndef CREW_H
 #define CREW_H
@@ -204,9 +205,12 @@ typedef struct crew_config {
  * for the runtime or for its first fiber stacks cannot be had (a message on
  * stderr for the stacks); the error of pthread_create (-EAGAIN...) when a
  * worker thread cannot be started, with a message on stderr; -EPERM in a
- * child forked while a runtime ran (see fork() above); or the error of
- * io_uring setup (-ENOSYS, -EPERM: io_uring unavailable, with a message on
- * stderr). On error `main` never ran.
+ * child forked while a runtime ran (see fork() above); -EINVAL when
+ * CREW_BACKEND names no backend (a message on stderr); or the error of the I/O
+ * backend's setup: with CREW_BACKEND=io_uring, that of io_uring setup (-ENOSYS,
+ * -EPERM: io_uring unavailable, with a message on stderr); without it, crew
+ * falls back to epoll when io_uring cannot be set up (a one-line notice on
+ * stderr) and fails only when epoll cannot be either. On error `main` never ran.
  * Installs crew's SIGSEGV handler for the duration of the run ("Stacks").
  * Context: any thread that is not a crew worker.
  */
@@ -303,7 +307,8 @@ CREW_API int crew_yield(void);
 /**
  * crew_sleep - suspend the calling task for at least `ns` nanoseconds.
  * Returns 0; -ECANCELED (at once, or when cancelled while sleeping, see
- * "Completion, cancellation, deadline"); -EPERM outside a task; -ENOMEM when
+ * "Completion, cancellation, deadline"); -ETIMEDOUT when a deadline scope
+ * (crew_deadline_push) ends before the sleep would; -EPERM outside a task; -ENOMEM when
  * the worker's timer set could not grow (nothing was armed). Never returns
  * early. `ns` 0 returns at once without suspending.
  */
@@ -311,6 +316,48 @@ CREW_API int crew_sleep(uint64_t ns);
 
 /** crew_sleep_until - like crew_sleep, until crew_now() >= deadline_ns. */
 CREW_API int crew_sleep_until(uint64_t deadline_ns);
+
+/**
+ * crew_deadline - a deadline scope (asyncio.timeout), declared by the caller
+ * (usually on its stack) and bracketed by crew_deadline_push / _pop.
+ * Fields are private.
+ */
+typedef struct crew_deadline {
+	uint64_t at;                 /* private: this scope's deadline */
+	uint64_t effective;          /* private: the earliest of at and the enclosing scopes' */
+	struct crew_deadline *prev;  /* private: the enclosing scope */
+} crew_deadline;
+
+/**
+ * crew_deadline_push - enter a deadline scope: until the matching
+ * crew_deadline_pop, every wait of the calling task (crew_sleep*, future
+ * awaits, the I/O calls of crew/io.h) ends with -ETIMEDOUT once
+ * crew_now() >= deadline_ns. Scopes nest: the earliest enclosing deadline
+ * applies. A wait that hits the deadline is withdrawn first (an I/O call is
+ * cancelled and returns only after the kernel is done with its buffer,
+ * unless the operation completed first: then its result is returned).
+ * crew_join is not affected (it is not a cancellation point either).
+ * A sleep that would end before the scope's deadline returns 0 as usual.
+ * `scope` is the caller's memory and must stay valid until the pop; the task
+ * must pop every scope it pushed, innermost first, before it returns.
+ * Returns 0; -EINVAL when `scope` is NULL; -EPERM outside a task.
+ * Context: a task.
+ */
+CREW_API int crew_deadline_push(crew_deadline *scope, uint64_t deadline_ns);
+
+/**
+ * crew_deadline_pop - leave the innermost deadline scope: the enclosing
+ * scope's deadline (or none) applies again. Returns 0; -EINVAL when `scope`
+ * is NULL or is not the calling task's innermost scope (nothing changes);
+ * -EPERM outside a task. Context: the task that pushed `scope`.
+ */
+CREW_API int crew_deadline_pop(crew_deadline *scope);
+
+/**
+ * crew_deadline_expired - true when the scope's deadline has passed
+ * (asyncio.Timeout.expired()); false for NULL. Any thread; reads the clock.
+ */
+CREW_API bool crew_deadline_expired(const crew_deadline *scope);
 
 /** crew_now - nanoseconds of CLOCK_MONOTONIC. Any thread. */
 CREW_API uint64_t crew_now(void);
@@ -526,4 +573,7 @@ CREW_API int crew_stats(crew_worker_stats *out, unsigned max);
 #ifdef __cplusplus
 }
 #endif
+
+#include <crew/io.h>
+
 #endif /* CREW_H */

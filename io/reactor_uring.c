@@ -1,126 +1,288 @@
 /*
- * reactor_uring.c - the io_uring backend of reactor.h.
+ * reactor_uring.c - the io_uring backend of reactor.h (submit and reap;
+ * setup is reactor_uring_setup.c).
  *
- * user_data tags: CREW_UD_WAKE for the eventfd read, CREW_UD_TIMEOUT for the
- * timer timeout. Timeouts are absolute CLOCK_MONOTONIC (IORING_TIMEOUT_ABS),
- * the clock of crew_now(). A new timeout is submitted only when the heap's
- * earliest deadline is earlier than the one already in flight; a superseded
- * timeout fires later and is simply reaped.
+ * user_data: the address of the operation's crew__io_op, or one of the tags
+ * below (never a valid record address). Timeouts are absolute
+ * CLOCK_MONOTONIC (IORING_TIMEOUT_ABS), the clock of crew_now(). A new
+ * timeout is submitted only when the heap's earliest deadline is earlier than
+ * the one already in flight; a superseded timeout fires later and is simply
+ * reaped.
+ *
+ * Submission: submit() fills an SQE and marks the reactor pending; the worker
+ * flushes (io_uring_submit) once the task suspended, before it runs the next
+ * one (worker.c), so that the SQEs of one scheduler tick go in one syscall.
+ * A full submission queue is flushed and retried; when the kernel takes no
+ * more (e.g. -EBUSY while completions wait), the op waits on a backlog that
+ * every poll retries: never dropped.
  */
-#include "reactor.h"
+#include "reactor_uring.h"
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { CREW_UD_WAKE = 1, CREW_UD_TIMEOUT = 2 };
+/* Largest single transfer (Linux caps read/write at this anyway). */
+#define URING_MAX_LEN 0x7ffff000u
 
-const char *crew__reactor_name(void)
+/* A free SQE; when the queue is full, flush it and try again. NULL when the
+ * kernel takes none now: the caller must not block on what it could not
+ * arm. */
+static struct io_uring_sqe *uring_sqe(crew__uring *u)
 {
-	return "io_uring";
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	if (!sqe && io_uring_submit(&u->ring) >= 0)
+		sqe = io_uring_get_sqe(&u->ring);
+	return sqe;
 }
 
-int crew__reactor_init(crew__reactor *r, unsigned entries, int wake_fd)
+static unsigned uring_len(size_t len)
 {
-	memset(r, 0, sizeof(*r));
-	r->wake_fd = wake_fd;
-	r->armed_deadline = UINT64_MAX;
-	int rc = io_uring_queue_init(entries, &r->ring, 0);
-	if (rc < 0) {
-		fprintf(stderr, "crew: io_uring_queue_init(%u) failed: %s%s\n", entries, strerror(-rc),
-			rc == -ENOSYS || rc == -EPERM ?
-				" (io_uring is unavailable here: an old kernel, or blocked by seccomp or "
-				"kernel.io_uring_disabled)" :
-			rc == -ENOMEM ? " (locked-memory limit too low? see ulimit -l)" : "");
-		return rc;
+	return len > URING_MAX_LEN ? URING_MAX_LEN : (unsigned)len;
+}
+
+static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
+{
+	switch (op->kind) {
+	case CREW_IO_READ:
+		io_uring_prep_read(sqe, op->fd, op->buf, uring_len(op->len), op->off);
+		break;
+	case CREW_IO_WRITE:
+		io_uring_prep_write(sqe, op->fd, op->buf, uring_len(op->len), op->off);
+		break;
+	case CREW_IO_READV:
+		io_uring_prep_readv(sqe, op->fd, op->buf, (unsigned)op->len, op->off);
+		break;
+	case CREW_IO_WRITEV:
+		io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len, op->off);
+		break;
+	case CREW_IO_RECV:
+		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		break;
+	case CREW_IO_SEND:
+		io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
+		break;
+	case CREW_IO_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, op->addr, (socklen_t *)op->addrlen, op->flags);
+		break;
+	case CREW_IO_CONNECT:
+		io_uring_prep_connect(sqe, op->fd, op->addr, (socklen_t)op->len);
+		break;
+	case CREW_IO_CLOSE:
+		io_uring_prep_close(sqe, op->fd);
+		break;
+	case CREW_IO_OPENAT:
+		io_uring_prep_openat(sqe, op->fd, op->buf, op->flags, op->mode);
+		break;
+	case CREW_IO_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd, 0);
+		break;
+	case CREW_IO_POLL:
+		io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
+		break;
 	}
+	io_uring_sqe_set_data(sqe, op);
+}
+
+static void backlog_push(crew__uring *u, crew__io_op *op)
+{
+	op->next = NULL;
+	if (u->backlog_tail)
+		u->backlog_tail->next = op;
+	else
+		u->backlog_head = op;
+	u->backlog_tail = op;
+}
+
+/* Send what waits on the backlog: operations, then cancel requests. */
+static void uring_drain_backlog(crew__reactor *r, crew__uring *u)
+{
+	struct io_uring_sqe *sqe;
+	while (u->backlog_head && (sqe = uring_sqe(u))) {
+		crew__io_op *op = u->backlog_head;
+		u->backlog_head = op->next;
+		if (!u->backlog_head)
+			u->backlog_tail = NULL;
+		op->be_flags &= ~CREW_URING_BACKLOG;
+		uring_prep(sqe, op);
+		r->pending = true;
+	}
+	while (u->ncancel && (sqe = uring_sqe(u))) {
+		io_uring_prep_cancel64(sqe, u->cancel_keys[--u->ncancel], 0);
+		io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
+		r->pending = true;
+	}
+}
+
+/* A cancel request that found no SQE waits here as its key (the op's
+ * address; the op itself may complete meanwhile and go: then its key is
+ * dropped, uring_forget_cancel). */
+static void uring_defer_cancel(crew__uring *u, crew__io_op *op)
+{
+	while (u->ncancel == u->cancel_cap) {
+		size_t cap = u->cancel_cap ? 2 * u->cancel_cap : 16;
+		uint64_t *k = realloc(u->cancel_keys, cap * sizeof(*k));
+		if (k) {
+			u->cancel_keys = k;
+			u->cancel_cap = cap;
+			break;
+		}
+		/* no memory: wait for a free SQE instead (never drop it) */
+		struct io_uring_sqe *sqe = uring_sqe(u);
+		if (sqe) {
+			io_uring_prep_cancel(sqe, op, 0);
+			io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
+			return;
+		}
+		struct timespec nap = { 0, 100000 };
+		nanosleep(&nap, NULL);
+	}
+	u->cancel_keys[u->ncancel++] = (uint64_t)(uintptr_t)op;
+}
+
+static void uring_forget_cancel(crew__uring *u, uint64_t key)
+{
+	for (size_t i = 0; i < u->ncancel; i++)
+		if (u->cancel_keys[i] == key)
+			u->cancel_keys[i--] = u->cancel_keys[--u->ncancel];
+}
+
+static int uring_submit(crew__reactor *r, crew__io_op *op)
+{
+	crew__uring *u = r->impl;
+	op->be_flags = 0;
+	struct io_uring_sqe *sqe = u->backlog_head ? NULL : uring_sqe(u);
+	if (!sqe) {
+		op->be_flags = CREW_URING_BACKLOG;
+		backlog_push(u, op);
+		return 0;
+	}
+	uring_prep(sqe, op);
+	r->pending = true;
 	return 0;
 }
 
-void crew__reactor_fini(crew__reactor *r)
+static void uring_cancel(crew__reactor *r, crew__io_op *op)
 {
-	io_uring_queue_exit(&r->ring);
+	crew__uring *u = r->impl;
+	if (op->be_flags & CREW_URING_BACKLOG) {
+		/* never reached the kernel: unlink it and complete it here */
+		crew__io_op **pp = &u->backlog_head, *prev = NULL;
+		while (*pp && *pp != op) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		if (*pp) {
+			*pp = op->next;
+			if (u->backlog_tail == op)
+				u->backlog_tail = prev;
+			crew__io_complete(op, -ECANCELED);
+			return;
+		}
+	}
+	struct io_uring_sqe *sqe = uring_sqe(u);
+	if (!sqe) { /* retried with the backlog; the op stays in flight */
+		uring_defer_cancel(u, op);
+		return;
+	}
+	io_uring_prep_cancel(sqe, op, 0);
+	io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
+	r->pending = true;
 }
 
-/* A free SQE; when the queue is full, flush it and try again. NULL when the
- * kernel takes none now (the submit failed, e.g. -EBUSY while the
- * completion queue is full): the caller must not block on what it could
- * not arm. */
-static struct io_uring_sqe *reactor_sqe(crew__reactor *r)
+static void uring_flush(crew__reactor *r)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	if (!sqe && io_uring_submit(&r->ring) >= 0)
-		sqe = io_uring_get_sqe(&r->ring);
-	return sqe;
+	crew__uring *u = r->impl;
+	if (io_uring_submit(&u->ring) < 0)
+		r->pending = true; /* retried at the next flush or poll */
 }
 
 /* Arm the wake-up read and the timeout. false when either could not be
  * armed: the caller then must not block in the kernel. */
-static bool reactor_arm(crew__reactor *r, uint64_t deadline)
+static bool uring_arm(crew__uring *u, uint64_t deadline)
 {
 	struct io_uring_sqe *sqe;
-	if (!r->wake_armed) {
-		if (!(sqe = reactor_sqe(r)))
+	if (!u->wake_armed) {
+		if (!(sqe = uring_sqe(u)))
 			return false;
-		io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof(r->wake_buf), 0);
+		io_uring_prep_read(sqe, u->wake_fd, &u->wake_buf, sizeof(u->wake_buf), 0);
 		io_uring_sqe_set_data64(sqe, CREW_UD_WAKE);
-		r->wake_armed = true;
+		u->wake_armed = true;
 	}
-	if (deadline < r->armed_deadline) {
-		if (!(sqe = reactor_sqe(r)))
+	if (deadline < u->armed_deadline) {
+		if (!(sqe = uring_sqe(u)))
 			return false;
 		/* The kernel reads ts when the SQE is submitted, which the caller
 		 * does right away (io_uring_submit_and_wait). */
-		r->ts.tv_sec = (long long)(deadline / 1000000000u);
-		r->ts.tv_nsec = (long long)(deadline % 1000000000u);
-		io_uring_prep_timeout(sqe, &r->ts, 0, IORING_TIMEOUT_ABS);
+		u->ts.tv_sec = (long long)(deadline / 1000000000u);
+		u->ts.tv_nsec = (long long)(deadline % 1000000000u);
+		io_uring_prep_timeout(sqe, &u->ts, 0, IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe, CREW_UD_TIMEOUT);
-		r->armed_deadline = deadline;
+		u->armed_deadline = deadline;
 	}
 	return true;
 }
 
-int crew__reactor_poll(crew__reactor *r, bool block, uint64_t deadline)
+static int uring_reap(crew__uring *u)
 {
+	int n = 0;
+	unsigned head;
+	struct io_uring_cqe *cqe;
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		switch (cqe->user_data) {
+		case CREW_UD_WAKE:
+			u->wake_armed = false; /* re-armed before the next block */
+			break;
+		case CREW_UD_TIMEOUT:
+			/* Any timeout firing means the earliest one in flight may be
+			 * gone; forget it so that the next block arms afresh (at
+			 * worst one redundant timeout). */
+			u->armed_deadline = UINT64_MAX;
+			break;
+		case CREW_UD_CANCEL:
+			break; /* the cancelled op completes with its own CQE */
+		default:
+			if (CREW_UNLIKELY(u->ncancel))
+				uring_forget_cancel(u, cqe->user_data);
+			crew__io_complete((crew__io_op *)(uintptr_t)cqe->user_data, cqe->res);
+			break;
+		}
+		n++;
+	}
+	io_uring_cq_advance(&u->ring, (unsigned)n);
+	return n;
+}
+
+static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
+{
+	crew__uring *u = r->impl;
+	r->pending = false;
 	if (block) {
 		int rc;
-		if (!reactor_arm(r, deadline)) {
+		if (!uring_arm(u, deadline)) {
 			/* No way to be woken: nap briefly instead of blocking, and
 			 * reap below what made the ring refuse. */
 			struct timespec nap = { 0, 1000000 };
 			nanosleep(&nap, NULL);
 		} else {
 			do
-				rc = io_uring_submit_and_wait(&r->ring, 1);
+				rc = io_uring_submit_and_wait(&u->ring, 1);
 			while (rc == -EINTR);
 			/* Other errors (-EBUSY: completions to reap first; -EAGAIN,
 			 * -ENOMEM: the kernel is short) end the wait: we reap, the
 			 * worker looks for work, and the next park arms again. */
 			(void)rc;
 		}
-	} else if (io_uring_sq_ready(&r->ring)) {
-		io_uring_submit(&r->ring); /* failures: retried at the next poll */
+	} else if (io_uring_sq_ready(&u->ring)) {
+		if (io_uring_submit(&u->ring) < 0)
+			r->pending = true; /* retried at the next poll */
 	}
-	int n = 0;
-	unsigned head;
-	struct io_uring_cqe *cqe;
-	io_uring_for_each_cqe(&r->ring, head, cqe) {
-		switch (cqe->user_data) {
-		case CREW_UD_WAKE:
-			r->wake_armed = false; /* re-armed before the next block */
-			break;
-		case CREW_UD_TIMEOUT:
-			/* Any timeout firing means the earliest one in flight may be
-			 * gone; forget it so that the next block arms afresh (at
-			 * worst one redundant timeout). */
-			r->armed_deadline = UINT64_MAX;
-			break;
-		}
-		n++;
-	}
-	io_uring_cq_advance(&r->ring, (unsigned)n);
+	int n = uring_reap(u);
+	if (u->backlog_head || u->ncancel)
+		uring_drain_backlog(r, u);
 	return n;
 }
 
@@ -133,3 +295,13 @@ void crew__reactor_wake(int wake_fd)
 	while (rc < 0 && errno == EINTR);
 	/* EAGAIN: the counter is saturated, a wake-up is pending anyway */
 }
+
+const crew__backend crew__backend_uring = {
+	.name = "io_uring",
+	.init = crew__uring_init,
+	.fini = crew__uring_fini,
+	.poll = uring_poll,
+	.submit = uring_submit,
+	.cancel = uring_cancel,
+	.flush = uring_flush,
+};

@@ -26,7 +26,7 @@
  *   owns the node and is about to fire it: the waiter waits for `fired` and
  *   takes the value (completion wins, see crew.h).
  */
-#include "internal.h"
+#include "wait.h"
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -42,6 +42,7 @@ typedef struct crew__future_waiter crew__future_waiter;
 struct crew__future_waiter {
 	crew__future_waiter *prev, *next; /* on the future, under its lock */
 	crew_task *task;                  /* NULL: a plain thread */
+	uint32_t seq;                     /* the task's wait (wait.h) */
 	uint32_t fired;                   /* atomic: set() is done with the node */
 };
 
@@ -125,12 +126,17 @@ static void future_fire(crew__future_waiter *n)
 	while (n) {
 		crew__future_waiter *next = n->next;
 		crew_task *t = n->task;
+		uint32_t seq = n->seq;
 		uint32_t *word = &n->fired;
 		/* release: our reads of the node happen before the waiter, seeing
 		 * fired, lets its frame go */
 		crew__store_release_32(word, 1);
-		if (t)
+		/* Settle the wait (or find it settled by its timer or a cancel:
+		 * the waiter then looks for `fired`, so wake it all the same). */
+		if (t) {
+			crew__wait_settle(t, seq, CREW_WAIT_DONE);
 			crew__task_wake(t);
+		}
 		else /* the thread may have returned already: at worst a spurious
 		      * wake of whatever waits on that stack address next */
 			futex(word, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -163,37 +169,37 @@ int crew_future_set(crew_future *f, void *value)
 	return 0;
 }
 
-/* A task waits; the node is in this frame. */
+/* A task waits; the node and the wait record are in this frame. The wait
+ * is armed before the node is linked (the setter reads its seq under the
+ * lock). */
 static int future_task_wait(crew_future *f, crew__worker *w, crew_task *self, uint64_t deadline)
 {
 	crew__future_waiter node = { .task = self };
-	if (!future_lock(f))
+	crew__wait wt;
+	int rc = crew__wait_begin(&wt, w, self, deadline);
+	if (rc)
+		return rc; /* -ENOMEM: nothing armed, nothing linked */
+	node.seq = wt.seq;
+	if (!future_lock(f)) {
+		crew__wait_end(&wt);
 		return 0;
+	}
 	future_link(f, &node);
 	future_unlock(f);
 
-	crew__deadline d;
-	int rc = crew__deadline_start(w, self, &d, deadline);
-	while (rc == 0) {
-		if (crew__load_acquire_32(&node.fired)) /* pairs with future_fire */
-			break;
-		if (crew__task_cancelled(self))
-			rc = -ECANCELED;
-		else if (crew__deadline_passed(self, &d))
-			rc = -ETIMEDOUT;
-		else
-			crew__task_suspend(self);
-	}
+	uint32_t how = crew__wait_block(&wt);
+	rc = how == CREW_WAIT_CANCELLED ? -ECANCELED : how == CREW_WAIT_TIMEDOUT ? -ETIMEDOUT : 0;
 	if (rc != 0 && future_lock(f)) { /* leaving early: unlink */
 		future_unlink(f, &node);
 		future_unlock(f);
-	} else if (rc != 0) {
-		/* SET: set owns the node and fires it soon; completion wins */
-		while (!crew__load_acquire_32(&node.fired))
+	} else {
+		/* SET: set owns the node and fires it soon (or did, DONE);
+		 * completion wins */
+		while (!crew__load_acquire_32(&node.fired)) /* pairs with future_fire */
 			crew__task_suspend(self);
 		rc = 0;
 	}
-	crew__deadline_end(self, &d); /* no timer left behind */
+	crew__wait_end(&wt); /* no timer left behind */
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "fiber.h"
 #include "timer.h"
 #include "reactor.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -39,11 +40,16 @@ typedef struct crew__worker crew__worker;
 struct crew_task {
 	uint32_t state;          /* atomic: CREW_T_* */
 	uint32_t refs;           /* atomic: handle + execution */
-	uint32_t wait_seq;       /* atomic: bumped per timed wait; stale timers skip */
+	uint32_t wait_seq;       /* atomic: the current wait's seq | outcome (wait.h) */
 	uint32_t magic;
 	crew_fn fn;
 	void *arg;
-	void *result;
+	union {
+		void *result;    /* once DONE: what the body returned */
+		struct crew_deadline *scope; /* while it runs: innermost deadline scope, or
+					      * NULL (crew_deadline_push; popped before the
+					      * body returns, so the two never overlap) */
+	};
 	const char *name;
 	struct crew_task *next;  /* intrusive link: inject queue, yield list, free list */
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
@@ -95,6 +101,9 @@ struct crew__worker {
 	/* fork-join (fork.c): read by thieves */
 	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
 	uint32_t splitreq;       /* atomic: a thief found nothing shared here */
+	/* I/O cancel requests from other workers (io.c), for our reactor */
+	uint32_t io_cancel_lock;
+	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
 
 	/* private part: only the owning thread */
 	unsigned id __attribute__((aligned(64)));
@@ -149,6 +158,7 @@ typedef struct crew__runtime {
 	unsigned nworkers;
 	size_t stack_size;
 	unsigned ring_entries;
+	const crew__backend *backend; /* picked when crew_run starts (run.c) */
 	crew_task *main;
 
 	uint32_t shutdown;       /* atomic: main returned; every task is cancelled */
@@ -229,51 +239,6 @@ static inline int crew__suspend_begin(crew__worker **w, crew_task **t)
 	return crew__task_cancelled(*t) ? -ECANCELED : 0;
 }
 
-/* timed waits (protocol in timer.h) */
-static inline uint32_t crew__timer_arm(crew_task *t)
-{
-	return crew__faa_32(&t->wait_seq, 1) + 1;
-}
-static inline bool crew__timer_fired(crew_task *t, uint32_t seq)
-{
-	return crew__load_acquire_32(&t->wait_seq) != seq;
-}
-/* true: disarmed (the timer will not fire); false: it fired meanwhile */
-static inline bool crew__timer_disarm(crew_task *t, uint32_t seq)
-{
-	uint32_t expected = seq;
-	return crew__cas_32(&t->wait_seq, &expected, seq + 1);
-}
-
-/* A deadline on one wait of the calling task: the timer node lives in the
- * waiting function's frame (timer.h). */
-typedef struct crew__deadline {
-	crew__timer tm;
-	uint32_t seq;
-	bool armed;
-} crew__deadline;
-
-/* Arm a timer for `deadline` on worker w (UINT64_MAX: none). 0, or -ENOMEM
- * (nothing armed). */
-static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
-				       uint64_t deadline);
-/* The deadline passed (the timer fired and woke us). */
-static inline bool crew__deadline_passed(crew_task *t, const crew__deadline *d)
-{
-	return d->armed && crew__timer_fired(t, d->seq);
-}
-/* The wait ends for another reason: remove the timer so the set holds only
- * live waits. true: we ended it; false: the timer fired first (a completion
- * that won the race, see crew.h). Must be called before the frame goes. */
-static inline bool crew__deadline_end(crew_task *t, crew__deadline *d)
-{
-	if (!d->armed)
-		return true;
-	d->armed = false;
-	crew__timer_remove(&d->tm); /* after this no expirer can see the node */
-	return crew__timer_disarm(t, d->seq);
-}
-
 /* worker.c */
 void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
@@ -290,6 +255,19 @@ bool crew__runtime_try_stop(crew__runtime *rt);
  * NULL (no runtime, or it is ending: nothing was entered, do not leave). */
 crew__runtime *crew__ext_enter(void);
 void crew__ext_leave(void);
+
+/* io/io.c: cancel requests other workers queued for w's reactor (owner) */
+void crew__io_cancel_drain(crew__worker *w);
+static inline void crew__io_poll_cancels(crew__worker *w)
+{
+	/* Called after the reactor's poll. A request pushed before the eventfd
+	 * write that poll consumed is seen here (the requester pushes under the
+	 * lock, then writes; acquire keeps this load after the poll's read); a
+	 * later one comes with an eventfd write of its own, which ends our next
+	 * park. */
+	if (CREW_UNLIKELY(crew__load_acquire_ptr(&w->io_cancel_head) != NULL))
+		crew__io_cancel_drain(w);
+}
 
 /* inject.c */
 void crew__inject_push(crew__runtime *rt, crew_task *t);
@@ -399,23 +377,5 @@ void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold
 #if defined(CREW_DEBUG)
 void crew__die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn, cold));
 #endif
-
-static inline int crew__deadline_start(crew__worker *w, crew_task *t, crew__deadline *d,
-				       uint64_t deadline)
-{
-	d->armed = false;
-	d->tm.home = NULL;
-	if (deadline == UINT64_MAX)
-		return 0;
-	d->seq = crew__timer_arm(t);
-	uint64_t prev_next = crew__timer_next(&w->timers);
-	int rc = crew__timer_add(&w->timers, &d->tm, deadline, t, d->seq);
-	if (rc == 0) {
-		d->armed = true;
-		if (deadline < prev_next)
-			crew__worker_timer_added(w, deadline, prev_next);
-	}
-	return rc;
-}
 
 #endif /* CREW_INTERNAL_H */

@@ -258,6 +258,43 @@ static void run_free(crew__runtime *rt, unsigned ready)
 	free(rt);
 }
 
+/* The I/O backend: CREW_BACKEND=io_uring|epoll forces one; else io_uring,
+ * or epoll (with a notice) when io_uring cannot be set up. rt->backend NULL:
+ * not decided yet (the first worker's reactor decides). */
+CREW_COLD static int run_pick_backend(crew__runtime *rt)
+{
+	const char *env = getenv("CREW_BACKEND");
+	rt->backend = NULL;
+	if (!env || !*env)
+		return 0;
+	if (strcmp(env, "io_uring") == 0)
+		rt->backend = &crew__backend_uring;
+	else if (strcmp(env, "epoll") == 0)
+		rt->backend = &crew__backend_epoll;
+	else {
+		crew__error("CREW_BACKEND=%s: expected io_uring or epoll", env);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+CREW_COLD static int run_reactor_init(crew__runtime *rt, crew__worker *w)
+{
+	if (rt->backend) /* forced, or decided by the first worker */
+		return crew__reactor_init(&w->reactor, rt->backend, rt->ring_entries, w->wake_fd, true);
+	int rc = crew__reactor_init(&w->reactor, &crew__backend_uring, rt->ring_entries, w->wake_fd,
+				    false);
+	if (rc == 0) {
+		rt->backend = &crew__backend_uring;
+		return 0;
+	}
+	crew__error("io_uring unavailable (%s%s): using epoll", strerror(-rc),
+		    rc == -ENOSYS || rc == -EPERM ? ": old kernel, seccomp or io_uring_disabled" :
+		    rc == -ENOMEM ? ": locked-memory limit?" : "");
+	rt->backend = &crew__backend_epoll;
+	return crew__reactor_init(&w->reactor, rt->backend, rt->ring_entries, w->wake_fd, true);
+}
+
 CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigned id)
 {
 	w->id = id;
@@ -273,11 +310,7 @@ CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigne
 	if (rc == 0 && !(w->overflow = malloc(sizeof(crew_task *) * (CREW_DEQUE_CAP / 2))))
 		rc = -ENOMEM;
 	if (rc == 0)
-		rc = crew__reactor_init(&w->reactor, rt->ring_entries, w->wake_fd);
-	/* A forked child must not share the ring with us (see fork above). Best
-	 * effort: the child's crew calls fail without it anyway. */
-	if (rc == 0)
-		(void)io_uring_ring_dontfork(&w->reactor.ring);
+		rc = run_reactor_init(rt, w);
 	if (rc) {
 		crew__deque_fini(&w->deque);
 		free(w->overflow);
@@ -301,7 +334,9 @@ static crew__runtime *run_new(const crew_config *cfg, int *err)
 	crew__offload_init(rt);
 	unsigned ready = 0;
 	crew__stack_init();
-	*err = run_config(cfg, rt);
+	*err = run_pick_backend(rt); /* first: on failure no worker is counted yet */
+	if (*err == 0)
+		*err = run_config(cfg, rt);
 	if (*err)
 		goto fail;
 	rt->workers = aligned_alloc(64, sizeof(crew__worker) * rt->nworkers);

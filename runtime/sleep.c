@@ -1,14 +1,13 @@
 /*
  * sleep.c - crew_now, crew_sleep, crew_sleep_until.
  *
- * A sleeping task puts a timer node (in its own frame) into the timer set of
- * the worker it runs on and suspends. That worker (or an idle one, when it is
- * busy: worker.c) wakes it when the deadline passes, even if the task would
- * next run elsewhere. Who ended the wait is settled on the task's wait_seq
- * (see timer.h): the expirer, or the task leaving early (cancelled), which
- * removes its node first.
+ * A sleep is a wait (wait.h) with a deadline and no other source: its timer
+ * node lives in the sleeper's frame, in the timer set of the worker it
+ * suspends on. That worker (or an idle one, when it is busy: worker.c) settles
+ * the wait when the deadline passes, even if the task would next run
+ * elsewhere; a cancel settles it first when it comes first.
  */
-#include "internal.h"
+#include "wait.h"
 #include <errno.h>
 #include <time.h>
 
@@ -20,22 +19,23 @@ uint64_t crew_now(void)
 }
 
 /* Sleep until `deadline_ns`, known to be in the future or not. A cancel
- * that races with the deadline: whichever settles wait_seq first wins (a
- * sleep whose timer already fired returns 0, see crew.h). */
+ * that races with the deadline: whichever settles the wait first wins (a
+ * sleep whose timer already fired returns 0, see crew.h). A scope deadline
+ * earlier than ours ends the sleep with -ETIMEDOUT. */
 static int sleep_until(crew__worker *w, crew_task *t, uint64_t deadline_ns)
 {
-	crew__deadline d;
-	int rc = crew__deadline_start(w, t, &d, deadline_ns);
+	uint64_t scope = crew__wait_scope_deadline(t);
+	if (scope < deadline_ns && crew_now() >= scope)
+		return -ETIMEDOUT; /* the scope is over already */
+	crew__wait wt;
+	int rc = crew__wait_begin(&wt, w, t, deadline_ns);
 	if (rc)
 		return rc; /* -ENOMEM: the timer set could not grow */
-	for (;;) {
-		crew__task_suspend(t);
-		if (crew__deadline_passed(t, &d))
-			return 0; /* the worker saw the deadline pass: no clock read */
-		if (crew__task_cancelled(t))
-			return crew__deadline_end(t, &d) ? -ECANCELED : 0;
-		/* a spurious wake: suspend again, the timer is still set */
-	}
+	uint32_t how = crew__wait_block(&wt);
+	crew__wait_end(&wt);
+	if (how == CREW_WAIT_CANCELLED)
+		return -ECANCELED;
+	return wt.scope ? -ETIMEDOUT : 0; /* the worker saw the deadline pass */
 }
 
 int crew_sleep_until(uint64_t deadline_ns)

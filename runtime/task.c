@@ -227,7 +227,7 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	t->fn = fn;
 	t->arg = arg;
 	t->name = name ? name : "?";
-	t->result = NULL;
+	t->result = NULL; /* and scope: no deadline scope */
 	t->fiber = NULL;
 	t->stack = NULL;
 	t->magic = CREW_TASK_MAGIC_LIVE;

@@ -18,8 +18,14 @@
  *            ?: take over the LIFO task and due timers of a worker stuck in
  *               one task for CREW_GRACE_NS (work conservation, below)
  *            ?: park in the reactor (idle.c) until a wake-up, timer or I/O
- *     switch to the task's fiber; when it switches back, settle its state
+ *     switch to the task's fiber; when it switches back, send what it
+ *     submitted to the kernel (one batch) and settle its state
  *   }
+ *
+ * I/O: a task's operations belong to the reactor of the worker it submitted
+ * them on; that worker reaps their completions at worker_poll (when it runs
+ * dry, every 61st pick, after a park) together with cancel requests that
+ * other workers queued for its ring (io/io.c).
  *
  * Work conservation: a worker that computes without suspending cannot run
  * its LIFO slot or expire its timers. An idle worker watches busy workers
@@ -32,7 +38,7 @@
  * The scheduler code runs on the worker thread's own stack and never
  * migrates; task code (fibers) may resume on any worker.
  */
-#include "internal.h"
+#include "wait.h"
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +131,9 @@ static unsigned worker_expire_timers(crew__worker *w, crew__timer_set *set, uint
 		for (size_t i = 0; i < n; i++) {
 			crew_task *t = w->expired[i].task;
 			/* shutdown: wake without firing, the wait sees the flag;
-			 * else settle the wait (timer.h): a failed CAS means the task
-			 * already left that wait */
-			if (!all && !crew__timer_disarm(t, w->expired[i].wait_seq))
+			 * else settle the wait (wait.h): a failed CAS means the wait
+			 * was settled otherwise or is over */
+			if (!all && !crew__wait_settle(t, w->expired[i].wait_seq, CREW_WAIT_TIMEDOUT))
 				continue;
 			if (!crew__task_claim(t))
 				continue; /* running (now NOTIFIED) or queued already */
@@ -160,6 +166,10 @@ static void worker_poll(crew__worker *w)
 		worker_expire_timers(w, &w->timers, UINT64_MAX);
 	}
 	crew__reactor_poll(&w->reactor, false, UINT64_MAX);
+	/* after the poll: a poll may consume the eventfd write that announced
+	 * a cancel request; looking at the queue only before it would leave the
+	 * request there and let us park on an eventfd already read */
+	crew__io_poll_cancels(w);
 	if (crew__timer_next(&w->timers) != UINT64_MAX)
 		worker_expire_timers(w, &w->timers, crew_now());
 }
@@ -496,6 +506,9 @@ static void worker_run(crew__worker *w, crew_task *t)
 	 * child t was running inline) */
 	crew_task *cur = w->current;
 	w->current = NULL;
+	/* What the task submitted goes to the kernel now, in one batch, before
+	 * the next task runs (reactor.h) */
+	crew__reactor_flush(&w->reactor);
 	worker_after_switch(w, cur);
 }
 

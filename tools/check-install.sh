@@ -16,16 +16,18 @@ prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || { cat "$tmp/install.log"; fail "cmake --install"; }
 
 [ -f "$prefix/include/crew.h" ] || fail "no $prefix/include/crew.h"
+[ -f "$prefix/include/crew/io.h" ] || fail "no $prefix/include/crew/io.h (crew.h includes it)"
 pc=$(find "$prefix" -path '*/lib*/pkgconfig/crew.pc' | head -n 1)
 [ -n "$pc" ] || fail "no crew.pc under $prefix/lib*/pkgconfig"
 libdir=$(dirname "$(dirname "$pc")")
 [ -f "$libdir/libcrew.a" ] || fail "no libcrew.a in $libdir"
 so=$libdir/libcrew.so
 [ -e "$so" ] || fail "no libcrew.so in $libdir"
-step "installed: include/crew.h, ${libdir#"$prefix"/}/{libcrew.a,libcrew.so,pkgconfig/crew.pc}"
+step "installed: include/crew.h, include/crew/io.h, ${libdir#"$prefix"/}/{libcrew.a,libcrew.so,pkgconfig/crew.pc}"
 
-# ABI: exactly the functions declared in crew.h, no crew__ internals, nothing foreign.
-sed -n 's/^\(CREW_API \)\{0,1\}[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\2/p' include/crew.h | sort -u >"$tmp/api"
+# ABI: exactly the functions declared in crew.h (and crew/io.h, which it includes), no crew__
+# internals, nothing foreign.
+sed -n 's/^\(CREW_API \)\{0,1\}[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\2/p' include/crew.h include/crew/io.h | sort -u >"$tmp/api"
 nm -D --defined-only "$so" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$tmp/exported"
 missing=$(comm -23 "$tmp/api" "$tmp/exported")
 extra=$(comm -13 "$tmp/api" "$tmp/exported")

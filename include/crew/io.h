@@ -1,0 +1,123 @@
+/*
+ * crew/io.h - files, sockets and pipes from tasks (included by crew.h).
+ *
+ * Overview
+ * --------
+ * Each call here suspends the calling task until the operation completes and
+ * returns what the system call would (a count, an fd, 0) or a negative errno;
+ * it never sets errno. Each is a cancellation point: in a cancelled task it
+ * returns -ECANCELED at once; cancelled while waiting (crew_cancel from any
+ * task or thread, or the runtime's shutdown), the operation is cancelled on
+ * the worker that submitted it and the call returns -ECANCELED. In a deadline
+ * scope (crew_deadline_push) an operation still waiting at the deadline is
+ * cancelled the same way and the call returns -ETIMEDOUT.
+ * Outside a task every call returns -EPERM.
+ *
+ * Buffers: a buffer (and an iovec array, an address, a path) passed to a
+ * call belongs to the kernel until the call returns, cancelled or not, and is
+ * never touched afterwards: a cancelled call returns only once the kernel is
+ * done with it. When the operation completed before the cancel reached it,
+ * its real result is returned (data read is not lost, an accepted fd is the
+ * caller's); callers should check for it rather than assume -ECANCELED.
+ *
+ * Backends: crew_run picks io_uring, else epoll (a one-line notice on stderr
+ * says why io_uring is unavailable, e.g. a container's seccomp profile);
+ * CREW_BACKEND=io_uring or =epoll in the environment forces one. With epoll,
+ * reads and writes of regular files, openat, close and fsync run on the
+ * worker's thread (blocking it for the syscall), sockets and pipes wait for
+ * readiness; a blocking fd is best made O_NONBLOCK (a plain read after
+ * readiness could block the worker if another thread drains the fd first).
+ *
+ * Progress: an operation belongs to the worker whose task submitted it; that
+ * worker reaps its completion when it runs out of tasks, when it parks, and
+ * every 61st task switch (the fairness tick). While another task on the same
+ * worker computes without suspending, the completion waits until that task
+ * suspends (an idle worker takes over the busy worker's timers and its
+ * last-woken task, not its I/O): long computations should crew_yield now and
+ * then. Submissions go to the kernel in one batch when the submitting task
+ * suspends.
+ *
+ * SIGPIPE: writing to a socket or pipe whose reader is gone raises SIGPIPE as
+ * write(2) does: pass MSG_NOSIGNAL to crew_send, or ignore SIGPIPE.
+ *
+ * Context (every call): a crew task. Thread-safety is that of the system call.
+ */
+#ifndef CREW_IO_API_H
+#define CREW_IO_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef CREW_API
+#define CREW_API
+#endif
+
+/** crew_read - read(2): up to `len` bytes into `buf`; 0 at end of file. */
+CREW_API ssize_t crew_read(int fd, void *buf, size_t len);
+/** crew_write - write(2): a count, possibly less than `len` (see crew_write_all). */
+CREW_API ssize_t crew_write(int fd, const void *buf, size_t len);
+/** crew_pread - pread(2) at `offset` (the file position is unchanged). */
+CREW_API ssize_t crew_pread(int fd, void *buf, size_t len, off_t offset);
+/** crew_pwrite - pwrite(2) at `offset`. */
+CREW_API ssize_t crew_pwrite(int fd, const void *buf, size_t len, off_t offset);
+/** crew_readv - readv(2); `iov` and the buffers it names are the kernel's until return. */
+CREW_API ssize_t crew_readv(int fd, const struct iovec *iov, int iovcnt);
+/** crew_writev - writev(2). */
+CREW_API ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt);
+/** crew_recv - recv(2) with `flags` (MSG_PEEK, MSG_WAITALL...); 0: the peer shut down. */
+CREW_API ssize_t crew_recv(int fd, void *buf, size_t len, int flags);
+/** crew_send - send(2) with `flags` (MSG_NOSIGNAL...): a count, possibly partial. */
+CREW_API ssize_t crew_send(int fd, const void *buf, size_t len, int flags);
+
+/**
+ * crew_write_all, crew_send_all - write (send) all `len` bytes, looping over
+ * partial writes. Return `len`, or the negative errno of the first failing
+ * call (-ECANCELED, -ETIMEDOUT, -EPIPE...): how much went out before it is
+ * not reported (the stream is unusable for framing then anyway).
+ */
+CREW_API ssize_t crew_write_all(int fd, const void *buf, size_t len);
+CREW_API ssize_t crew_send_all(int fd, const void *buf, size_t len, int flags);
+
+/**
+ * crew_accept - accept4(2): a new connection's fd (the caller owns it), with
+ * `flags` (SOCK_NONBLOCK, SOCK_CLOEXEC). `addr`/`addrlen` (both NULL, or
+ * both set, *addrlen the size of addr) receive the peer's address.
+ */
+CREW_API int crew_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/** crew_connect - connect(2): 0 once connected; -ECONNREFUSED, -ETIMEDOUT... */
+CREW_API int crew_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+/**
+ * crew_close - close(2). Other operations of this worker still waiting on
+ * `fd` end with their own result or -EBADF; operations of other tasks on
+ * `fd` should be cancelled (and their calls returned) before the close.
+ * The fd is closed even when -EINTR/-EIO is returned.
+ */
+CREW_API int crew_close(int fd);
+/** crew_openat - openat(2): a new fd the caller owns; -ENOENT, -EACCES... */
+CREW_API int crew_openat(int dirfd, const char *path, int flags, mode_t mode);
+/** crew_fsync - fsync(2). */
+CREW_API int crew_fsync(int fd);
+/**
+ * crew_poll - wait until `fd` (any pollable fd, e.g. one another library
+ * owns) is ready for `events` (POLLIN, POLLOUT...): returns the revents mask
+ * (> 0), or a negative errno (-EBADF...).
+ */
+CREW_API int crew_poll(int fd, short events);
+
+/**
+ * crew_backend_name - "io_uring" or "epoll": the I/O backend of the running
+ * runtime; NULL when none runs. Any thread.
+ */
+CREW_API const char *crew_backend_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CREW_IO_API_H */

@@ -1,0 +1,158 @@
+/*
+ * calls.c - the public I/O calls of crew/io.h: each fills an operation
+ * record and runs it (io.c).
+ */
+#include "internal.h"
+#include "io.h"
+#include <errno.h>
+
+static inline crew__io_op io_op(crew__io_kind kind, int fd, void *buf, size_t len, uint64_t off)
+{
+	return (crew__io_op){ .kind = kind, .fd = fd, .buf = buf, .len = len, .off = off };
+}
+
+ssize_t crew_read(int fd, void *buf, size_t len)
+{
+	crew__io_op op = io_op(CREW_IO_READ, fd, buf, len, UINT64_MAX);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_write(int fd, const void *buf, size_t len)
+{
+	crew__io_op op = io_op(CREW_IO_WRITE, fd, (void *)buf, len, UINT64_MAX);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_pread(int fd, void *buf, size_t len, off_t offset)
+{
+	if (offset < 0)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_READ, fd, buf, len, (uint64_t)offset);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_pwrite(int fd, const void *buf, size_t len, off_t offset)
+{
+	if (offset < 0)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_WRITE, fd, (void *)buf, len, (uint64_t)offset);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0 || (!iov && iovcnt))
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_READV, fd, (void *)iov, (size_t)iovcnt, UINT64_MAX);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0 || (!iov && iovcnt))
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_WRITEV, fd, (void *)iov, (size_t)iovcnt, UINT64_MAX);
+	return crew__io_run(&op);
+}
+
+ssize_t crew_recv(int fd, void *buf, size_t len, int flags)
+{
+	crew__io_op op = io_op(CREW_IO_RECV, fd, buf, len, 0);
+	op.flags = flags;
+	return crew__io_run(&op);
+}
+
+ssize_t crew_send(int fd, const void *buf, size_t len, int flags)
+{
+	crew__io_op op = io_op(CREW_IO_SEND, fd, (void *)buf, len, 0);
+	op.flags = flags;
+	return crew__io_run(&op);
+}
+
+ssize_t crew_write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = crew_write(fd, (const char *)buf + done, len - done);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return -EIO; /* a write that takes nothing would loop forever */
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t crew_send_all(int fd, const void *buf, size_t len, int flags)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = crew_send(fd, (const char *)buf + done, len - done, flags);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+int crew_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	if (!addr != !addrlen)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_ACCEPT, fd, NULL, 0, 0);
+	op.addr = addr;
+	op.addrlen = (unsigned *)addrlen;
+	op.flags = flags;
+	return (int)crew__io_run(&op);
+}
+
+int crew_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	if (!addr)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_CONNECT, fd, NULL, addrlen, 0);
+	op.addr = (struct sockaddr *)addr;
+	return (int)crew__io_run(&op);
+}
+
+int crew_close(int fd)
+{
+	crew__io_op op = io_op(CREW_IO_CLOSE, fd, NULL, 0, 0);
+	return (int)crew__io_run(&op);
+}
+
+int crew_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (!path)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_OPENAT, dirfd, (void *)path, 0, 0);
+	op.flags = flags;
+	op.mode = mode;
+	return (int)crew__io_run(&op);
+}
+
+int crew_fsync(int fd)
+{
+	crew__io_op op = io_op(CREW_IO_FSYNC, fd, NULL, 0, 0);
+	return (int)crew__io_run(&op);
+}
+
+int crew_poll(int fd, short events)
+{
+	crew__io_op op = io_op(CREW_IO_POLL, fd, NULL, 0, 0);
+	op.flags = (unsigned short)events;
+	return (int)crew__io_run(&op);
+}
+
+const char *crew_backend_name(void)
+{
+	crew__worker *w = crew__worker_current();
+	if (w)
+		return crew__rt->backend->name;
+	crew__runtime *rt = crew__ext_enter();
+	if (!rt)
+		return NULL;
+	const char *name = rt->backend->name;
+	crew__ext_leave();
+	return name;
+}

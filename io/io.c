@@ -1,0 +1,130 @@
+/*
+ * io.c - running one I/O operation from a task: submit, wait, complete,
+ * cancel (the public calls are in calls.c).
+ *
+ * Overview
+ *   A task fills a crew__io_op in its frame, arms a wait (wait.h) and
+ *   submits the op to the reactor of the worker it runs on: that worker is
+ *   the op's home, and only its thread touches the backend. The home worker
+ *   reaps the completion (at a poll: when it runs dry, at the fairness tick,
+ *   or when its park ends) and calls crew__io_complete: result, then `done`
+ *   (release, the last access to the record), then the wait is settled DONE
+ *   and the task woken.
+ *
+ *   Early end: when the wait is settled otherwise (the deadline's timer, or
+ *   the task itself once cancelled), the task asks the home reactor to cancel
+ *   the op and keeps waiting until `done`: the buffer is the kernel's until
+ *   the completion arrived. The request goes straight to the backend when
+ *   the task runs on its home worker; otherwise it is queued on the home
+ *   worker (io_cancel_head, a spinlock) and its eventfd written, and the home
+ *   worker passes it on at its next poll (crew__io_cancel_drain). The record
+ *   stays alive until the home worker marked the request SEEN (release, its
+ *   last access): the task waits for that too.
+ *
+ *   Outcome: the kernel's result when the op completed (a completion that
+ *   won the race with a cancel keeps its data: a count or an fd is returned,
+ *   never lost), -ETIMEDOUT when it was cancelled by the deadline, else
+ *   -ECANCELED.
+ */
+#include "wait.h"
+#include "io.h"
+#include <errno.h>
+
+void crew__io_complete(crew__io_op *op, int res)
+{
+	crew_task *t = op->task;
+	uint32_t seq = op->seq;
+	op->res = res;
+	/* release: res before done; done is our last access to op */
+	crew__store_release_32(&op->done, 1);
+	crew__wait_settle(t, seq, CREW_WAIT_DONE);
+	/* The task itself completing its op at submit (epoll's fast path):
+	 * it is running and looks at its wait before suspending. */
+	if (crew__worker_current()->current != t)
+		crew__task_wake(t);
+}
+
+/* Ask op's home reactor to cancel it; w is the worker we run on. */
+static void io_cancel(crew__worker *w, crew__io_op *op)
+{
+	crew__worker *home = op->home;
+	if (home == w) {
+		home->reactor.be->cancel(&home->reactor, op);
+		return;
+	}
+	crew__store_32(&op->cancel_state, CREW_IO_CANCEL_QUEUED); /* published by the unlock */
+	crew__spin_lock(&home->io_cancel_lock);
+	op->cancel_next = home->io_cancel_head;
+	/* relaxed: the owner's unlocked read is a hint; it takes the lock */
+	crew__store_ptr(&home->io_cancel_head, op);
+	crew__spin_unlock(&home->io_cancel_lock); /* release: the request before the wake */
+	crew__reactor_wake(home->wake_fd);
+}
+
+void crew__io_cancel_drain(crew__worker *w)
+{
+	/* the lock's acquire pairs with the requester's unlock: the request and
+	 * the op's fields are visible */
+	crew__spin_lock(&w->io_cancel_lock);
+	crew__io_op *op = w->io_cancel_head;
+	crew__store_ptr(&w->io_cancel_head, NULL); /* relaxed: under the lock */
+	crew__spin_unlock(&w->io_cancel_lock);
+	while (op) {
+		crew__io_op *next = op->cancel_next;
+		crew_task *t = op->task;
+		/* acquire: pairs with crew__io_complete's release (done) */
+		if (!crew__load_acquire_32(&op->done))
+			w->reactor.be->cancel(&w->reactor, op);
+		/* release: our last access to op; the task may return after it */
+		crew__store_release_32(&op->cancel_state, CREW_IO_CANCEL_SEEN);
+		crew__task_wake(t);
+		op = next;
+	}
+	crew__reactor_flush(&w->reactor);
+}
+
+/* The op is ours again: complete, and no cancel request refers to it. */
+static bool io_settled(crew__io_op *op)
+{
+	/* acquire: pairs with the releases of done and cancel_state */
+	return crew__load_acquire_32(&op->done) &&
+	       crew__load_acquire_32(&op->cancel_state) != CREW_IO_CANCEL_QUEUED;
+}
+
+long crew__io_run(crew__io_op *op)
+{
+	crew__worker *w;
+	crew_task *t;
+	int rc = crew__suspend_begin(&w, &t);
+	if (rc)
+		return rc;
+	if (CREW_UNLIKELY(t->scope != NULL) && crew_now() >= t->scope->effective)
+		return -ETIMEDOUT; /* the scope is over: nothing is submitted */
+	crew__wait wt;
+	if ((rc = crew__wait_begin(&wt, w, t, UINT64_MAX)) != 0)
+		return rc;
+	op->task = t;
+	op->seq = wt.seq;
+	op->home = w;
+	op->done = 0;         /* plain: op is ours until submit publishes it */
+	op->cancel_state = 0;
+	rc = w->reactor.be->submit(&w->reactor, op);
+	if (rc) {
+		crew__wait_end(&wt);
+		return rc; /* not accepted: the backend never touches op again */
+	}
+	uint32_t how = crew__wait_block(&wt);
+	if (how != CREW_WAIT_DONE) {
+		w = crew__worker_current(); /* we may have moved */
+		/* acquire: pairs with crew__io_complete's release of done */
+		if (!crew__load_acquire_32(&op->done))
+			io_cancel(w, op);
+		while (!io_settled(op))
+			crew__task_suspend(t);
+	}
+	crew__wait_end(&wt);
+	int res = op->res;
+	if (res == -ECANCELED && how == CREW_WAIT_TIMEDOUT)
+		res = -ETIMEDOUT;
+	return res;
+}
