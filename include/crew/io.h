@@ -50,6 +50,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/select.h> /* sigset_t, also in strict C modes (signal.h hides it) */
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,6 +111,43 @@ CREW_API int crew_fsync(int fd);
  * (> 0), or a negative errno (-EBADF...).
  */
 CREW_API int crew_poll(int fd, short events);
+
+/**
+ * crew_signal_wait - suspend until one of the signals in `set` arrives;
+ * returns its number (loop.add_signal_handler, as a call).
+ * The signals must be blocked in the worker threads, which inherit the mask
+ * of the thread that calls crew_run: block them there (pthread_sigmask)
+ * before crew_run, and in every other thread of the process, or their
+ * handler (default: often death) takes them first. Blocked process-directed
+ * signals (kill(2)) are then queued for crew_signal_wait; crew's own pool
+ * threads block every signal. Several tasks waiting for the same signal:
+ * one of them gets each occurrence. Returns the signal number; -EINVAL when
+ * `set` is NULL or holds a signal that is not blocked (with a message);
+ * -ECANCELED, -ETIMEDOUT (deadline scope), -EPERM outside a task; -EMFILE...
+ * from signalfd(2).
+ */
+CREW_API int crew_signal_wait(const sigset_t *set);
+
+/**
+ * crew_tcp_listen - a listening TCP socket (non-blocking, close-on-exec,
+ * SO_REUSEADDR) bound to `host` (a name or address; NULL or "": every
+ * interface, IPv6 and IPv4 on one socket where the system has IPv6) and
+ * `port` (0: the system picks one; see crew_tcp_port), with `backlog` (<= 0:
+ * SOMAXCONN). Names are resolved on the offload pool (crew_offload). Returns
+ * the fd (the caller owns it); -ENOENT (no such host), -EAGAIN (the resolver
+ * is unavailable), -EADDRINUSE, -EACCES, -ECANCELED, -EPERM outside a task.
+ */
+CREW_API int crew_tcp_listen(const char *host, uint16_t port, int backlog);
+/**
+ * crew_tcp_connect - a connected TCP socket (non-blocking, close-on-exec) to
+ * `host`:`port`, trying each address the name resolves to in order. Returns
+ * the fd (the caller owns it); -EINVAL (NULL or empty host, port 0), -ENOENT,
+ * -ECONNREFUSED (the last address's error), -ECANCELED, -ETIMEDOUT
+ * (deadline scope), -EPERM outside a task.
+ */
+CREW_API int crew_tcp_connect(const char *host, uint16_t port);
+/** crew_tcp_port - the local port `fd` is bound to; -EBADF, -ENOTSOCK... Any thread. */
+CREW_API int crew_tcp_port(int fd);
 
 /**
  * crew_backend_name - "io_uring" or "epoll": the I/O backend of the running
