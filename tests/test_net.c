@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,4 +240,87 @@ Test(net, tcp_errors, .timeout = CREWT_TIMEOUT(30))
 	cr_expect_eq(crew_tcp_port(-1), -EBADF);
 	for (int b = 0; b < 2; b++)
 		run_on(backends[b], tcp_misuse, NULL);
+}
+
+/* ---- crew_reader ---- */
+
+static void *write_in_pieces(void *p)
+{
+	int fd = (int)(intptr_t)p;
+	const char *text = "a\nbb\n\nccc";
+	for (size_t i = 0; text[i]; i++) { /* a byte at a time: many short reads */
+		if (crew_write(fd, text + i, 1) != 1)
+			return (void *)1;
+		crew_yield();
+	}
+	crew_close(fd);
+	return NULL;
+}
+
+static bool frame_is(crew_reader *r, const char *want)
+{
+	char *line = NULL;
+	ssize_t n = crew_reader_read_until(r, '\n', &line);
+	return n == (ssize_t)strlen(want) && (n == 0 || memcmp(line, want, (size_t)n) == 0);
+}
+
+static void *reader_lines(void *p)
+{
+	(void)p;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+		return "socketpair failed";
+	crew_task *w = crew_spawn(write_in_pieces, (void *)(intptr_t)sv[1]);
+	crew_reader r;
+	if (!w || crew_reader_init(&r, sv[0], 64) != 0)
+		return "setup failed";
+	const char *msg = NULL;
+	if (!frame_is(&r, "a\n") || !frame_is(&r, "bb\n") || !frame_is(&r, "\n"))
+		msg = "wrong lines";
+	else if (!frame_is(&r, "ccc")) /* end of file: the rest, no delimiter */
+		msg = "wrong tail";
+	else if (!frame_is(&r, ""))
+		msg = "no end of file";
+	crew_reader_fini(&r);
+	crew_join(w, NULL);
+	crew_close(sv[0]);
+	return (void *)msg;
+}
+
+static void *reader_too_long(void *p)
+{
+	(void)p;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+		return "socketpair failed";
+	if (write(sv[1], "abcdefgh\n", 9) != 9)
+		return "write failed";
+	crew_reader r;
+	if (crew_reader_init(&r, sv[0], 4) != 0)
+		return "init failed";
+	char *line;
+	char rest[16] = {0};
+	const char *msg = NULL;
+	if (crew_reader_read_until(&r, '\n', &line) != -EMSGSIZE)
+		msg = "expected -EMSGSIZE";
+	else if (crew_reader_buffered(&r) != 4 || crew_reader_read(&r, rest, sizeof rest) != 4 ||
+	         memcmp(rest, "abcd", 4) != 0)
+		msg = "the buffered bytes were not kept";
+	else if (crew_reader_read(&r, rest, 5) != 5 || memcmp(rest, "efgh\n", 5) != 0)
+		msg = "the rest was not read";
+	crew_reader_fini(&r);
+	close(sv[0]);
+	close(sv[1]);
+	return (void *)msg;
+}
+
+Test(net, reader_frames_lines, .timeout = CREWT_TIMEOUT(30))
+{
+	crew_reader r;
+	cr_expect_eq(crew_reader_init(&r, -1, 16), -EINVAL);
+	cr_expect_eq(crew_reader_init(&r, 0, 0), -EINVAL);
+	for (int b = 0; b < 2; b++) {
+		run_on(backends[b], reader_lines, NULL);
+		run_on(backends[b], reader_too_long, NULL);
+	}
 }

@@ -150,6 +150,43 @@ CREW_API int crew_tcp_connect(const char *host, uint16_t port);
 CREW_API int crew_tcp_port(int fd);
 
 /**
+ * crew_reader - a buffered reader over one fd, for line- and
+ * delimiter-framed protocols. A complete type: declare it anywhere; its
+ * fields are private. One task uses it at a time.
+ */
+typedef struct crew_reader {
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+} crew_reader;
+
+/**
+ * crew_reader_init - read `fd` through a buffer of `cap` bytes (the longest
+ * frame crew_reader_read_until can return). The fd stays the caller's.
+ * Returns 0; -EINVAL (NULL, fd < 0, cap 0); -ENOMEM. Any context.
+ */
+CREW_API int crew_reader_init(crew_reader *r, int fd, size_t cap);
+/** crew_reader_fini - free the buffer (not the fd). NULL is ignored. */
+CREW_API void crew_reader_fini(crew_reader *r);
+/**
+ * crew_reader_read_until - the next frame ending with byte `delim`
+ * (included): *out points into the reader's buffer, valid until the next
+ * call on `r`; returns its length. At end of file returns what is left
+ * without a delimiter (0 when nothing is). -EMSGSIZE when `cap` bytes hold no
+ * delimiter (the bytes stay buffered); crew_read's errors (-ECANCELED,
+ * -ETIMEDOUT, -ECONNRESET...). Context: a task.
+ */
+CREW_API ssize_t crew_reader_read_until(crew_reader *r, int delim, char **out);
+/**
+ * crew_reader_read - up to `len` bytes: buffered ones first, else one read
+ * (straight into `dst` when `len` >= cap). 0 at end of file; crew_read's
+ * errors. Context: a task.
+ */
+CREW_API ssize_t crew_reader_read(crew_reader *r, void *dst, size_t len);
+/** crew_reader_buffered - bytes read from the fd but not yet returned. */
+CREW_API size_t crew_reader_buffered(const crew_reader *r);
+
+/**
  * crew_backend_name - "io_uring" or "epoll": the I/O backend of the running
  * runtime; NULL when none runs. Any thread.
  */
