@@ -1,7 +1,8 @@
 /*
- * The example servers as a client sees them: build/examples/echo-server is
- * started with --port 0 on each backend, serves many connections at once,
- * and stops gracefully on SIGTERM (exit 0) while connections are idle.
+ * The example servers as a client sees them: build/examples/echo-server and
+ * http-server are started with --port 0 on each backend, serve many
+ * connections at once (and HTTP as a client expects), and stop gracefully on
+ * SIGTERM (exit 0).
  */
 #include "helpers.h"
 
@@ -13,13 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define CLIENTS 200
 
-/* Start the server; returns its pid and the port it printed, or -1. */
-static pid_t start_server(const char *backend, int *port)
+/* Start build/examples/<prog>; returns its pid and the port it printed. */
+static pid_t start_server(const char *prog, const char *backend, int *port)
 {
 	int out[2];
 	if (pipe(out) != 0)
@@ -30,8 +32,9 @@ static pid_t start_server(const char *backend, int *port)
 		close(out[0]);
 		close(out[1]);
 		setenv("CREW_BACKEND", backend, 1);
-		execl(EXAMPLES_DIR "/echo-server", "echo-server", "--port", "0", "--workers", "2",
-		      (char *)NULL);
+		char path[512];
+		snprintf(path, sizeof path, "%s/%s", EXAMPLES_DIR, prog);
+		execl(path, prog, "--port", "0", "--workers", "2", (char *)NULL);
 		_exit(127);
 	}
 	close(out[1]);
@@ -63,7 +66,7 @@ static int connect_to(int port)
 static void echo_server_case(const char *backend)
 {
 	int port;
-	pid_t pid = start_server(backend, &port);
+	pid_t pid = start_server("echo-server", backend, &port);
 	cr_assert_gt(pid, 0);
 	cr_assert_gt(port, 0, "%s: no port line", backend);
 	int fds[CLIENTS];
@@ -104,3 +107,98 @@ static void echo_server_case(const char *backend)
 
 Test(servers, echo_server_io_uring, .timeout = CREWT_TIMEOUT(60)) { echo_server_case("io_uring"); }
 Test(servers, echo_server_epoll, .timeout = CREWT_TIMEOUT(60)) { echo_server_case("epoll"); }
+
+/* ---- http-server ---- */
+
+/* Send `req`, read until the server closes (or `wait_ns`), return what came. */
+static size_t http_talk(int port, const char *req, size_t len, char *out, size_t cap,
+                        uint64_t wait_ns)
+{
+	int fd = connect_to(port);
+	if (fd < 0)
+		return 0;
+	struct timeval tv = {.tv_sec = (time_t)(wait_ns / CREWT_SEC),
+	                     .tv_usec = (suseconds_t)(wait_ns % CREWT_SEC / 1000)};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	size_t sent = 0;
+	while (sent < len) {
+		ssize_t n = write(fd, req + sent, len - sent);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	size_t have = 0;
+	for (;;) {
+		ssize_t n = read(fd, out + have, cap - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	out[have] = 0;
+	close(fd);
+	return have;
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static void http_case(const char *backend)
+{
+	int port;
+	pid_t pid = start_server("http-server", backend, &port);
+	cr_assert_gt(pid, 0);
+	cr_assert_gt(port, 0, "%s: no port line", backend);
+	static char out[65536];
+	/* keep-alive + pipelining: three requests in one write, in order; the
+	 * HTTP/1.0 one closes the connection */
+	const char *pipe3 = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+	                    "GET / HTTP/1.0\r\n\r\n";
+	http_talk(port, pipe3, strlen(pipe3), out, sizeof out, 10 * CREWT_SEC);
+	char *first = strstr(out, "HTTP/1.1 200 OK"), *second = strstr(out, "HTTP/1.1 404");
+	cr_expect(first && second && first < second && count(out, "HTTP/1.1 200 OK") == 2,
+	          "%s: pipelined answers:\n%s", backend, out);
+	cr_expect(strstr(out, "Content-Length: 13\r\n") && strstr(out, "Hello, World!"), "%s", backend);
+	cr_expect_eq(count(out, "Connection: close"), 1, "%s: only the HTTP/1.0 answer closes", backend);
+	/* Connection: close is honoured */
+	const char *cl = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+	http_talk(port, cl, strlen(cl), out, sizeof out, 10 * CREWT_SEC);
+	cr_expect(strstr(out, "HTTP/1.1 200 OK") && strstr(out, "Connection: close"), "%s:\n%s", backend, out);
+	/* malformed, too large, with a body, another method */
+	const char *bad = "garbage\r\n\r\n";
+	http_talk(port, bad, strlen(bad), out, sizeof out, 10 * CREWT_SEC);
+	cr_expect(!strncmp(out, "HTTP/1.1 400 ", 13), "%s: garbage: %.40s", backend, out);
+	static char big[16384];
+	int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX: ");
+	memset(big + n, 'a', 9000);
+	memcpy(big + n + 9000, "\r\n\r\n", 4);
+	http_talk(port, big, (size_t)n + 9004, out, sizeof out, 10 * CREWT_SEC);
+	cr_expect(!strncmp(out, "HTTP/1.1 431 ", 13), "%s: 9 KB header: %.40s", backend, out);
+	const char *post = "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+	http_talk(port, post, strlen(post), out, sizeof out, 10 * CREWT_SEC);
+	cr_expect(!strncmp(out, "HTTP/1.1 413 ", 13), "%s: body: %.40s", backend, out);
+	const char *del = "DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n";
+	http_talk(port, del, strlen(del), out, sizeof out, 10 * CREWT_SEC);
+	cr_expect(!strncmp(out, "HTTP/1.1 405 ", 13) && strstr(out, "Allow: GET, HEAD"), "%s: %.60s",
+	          backend, out);
+	/* slow headers: a request line, then nothing: closed after 5 s, unanswered */
+	const char *slow = "GET / HTTP/1.1\r\nHost: a\r\n";
+	uint64_t t0 = crew_now();
+	size_t got = http_talk(port, slow, strlen(slow), out, sizeof out, 30 * CREWT_SEC);
+	uint64_t took = crew_now() - t0;
+	cr_expect_eq(got, 0, "%s: a slow head got an answer", backend);
+	cr_expect(took >= 5 * CREWT_SEC && took < 30 * CREWT_SEC, "%s: closed after %.1f s",
+	          backend, took / 1e9);
+	kill(pid, SIGTERM);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %s", backend,
+	          crewt_status_str(status));
+}
+
+Test(servers, http_server_io_uring, .timeout = CREWT_TIMEOUT(90)) { http_case("io_uring"); }
+Test(servers, http_server_epoll, .timeout = CREWT_TIMEOUT(90)) { http_case("epoll"); }
