@@ -1,0 +1,3 @@
+module crew/bench/peers/go-http
+
+go 1.19

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# http-bench.sh - crew's http-server against nginx, Go net/http and a minimal
+# Tokio server, under wrk, in one invocation on this machine.
+#
+#   tools/http-bench.sh [--duration S] [--runs K] [--conns LIST] [--workers N]
+#                       [--servers LIST]
+#
+#   --duration S   seconds per wrk run (default 10)
+#   --runs K       runs per server and connection count; the table shows
+#                  medians (default 3)
+#   --conns LIST   wrk connection counts, comma-separated (default 64,256)
+#   --workers N    worker threads / processes of every server (default 2)
+#   --servers LIST crew-uring,crew-epoll,nginx,go,tokio (default: all)
+#
+# Every server listens on 127.0.0.1 and answers GET / with "Hello, World!";
+# wrk -t1 runs beside it on the same machine (the servers and wrk share the
+# CPUs alike). Runs are interleaved server by server so that a drift of the
+# machine hits all of them. Prints a Markdown table: requests/s and p99
+# latency, medians of K, and each server's ratio to crew (io_uring).
+# Builds what it needs: crew (make), the Go and Tokio peers into
+# $CREW_BUILD_DIR/peers (offline, Debian packages); installs wrk and
+# nginx-light when root (else says which apt-get line to run).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
+OUT=$BUILD_DIR/peers
+DURATION=10
+RUNS=3
+CONNS=64,256
+WORKERS=2
+SERVERS=crew-uring,crew-epoll,nginx,go,tokio
+
+die() { echo "http-bench: $*" >&2; exit 1; }
+
+while (($#)); do
+	case $1 in
+	--duration) DURATION=$2; shift 2 ;;
+	--runs) RUNS=$2; shift 2 ;;
+	--conns) CONNS=$2; shift 2 ;;
+	--workers) WORKERS=$2; shift 2 ;;
+	--servers) SERVERS=$2; shift 2 ;;
+	-h | --help) sed -n '2,/^set -/{/^set -/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option '$1' (see --help)" ;;
+	esac
+done
+IFS=, read -ra SERVER_LIST <<<"$SERVERS"
+IFS=, read -ra CONN_LIST <<<"$CONNS"
+
+# ---- what it needs ----
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[[ " ${SERVER_LIST[*]} " != *" nginx "* ]] || command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+[[ " ${SERVER_LIST[*]} " != *" go "* ]] || [[ -x /usr/bin/go ]] || need+=(golang-go)
+[[ " ${SERVER_LIST[*]} " != *" tokio "* ]] || dpkg -s librust-tokio-dev >/dev/null 2>&1 || need+=(librust-tokio-dev cargo)
+if ((${#need[@]})); then
+	((EUID == 0)) || die "missing packages; run as root: apt-get update && apt-get install -y ${need[*]}"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } >/dev/null ||
+		die "apt-get install ${need[*]} failed"
+fi
+make -C "$ROOT" --no-print-directory BUILD="$BUILD_DIR" all >/dev/null
+mkdir -p "$OUT"
+for s in "${SERVER_LIST[@]}"; do
+	case $s in
+	go) [[ -x $OUT/go-http && ! $ROOT/bench/peers/go-http/main.go -nt $OUT/go-http ]] ||
+		(cd "$ROOT/bench/peers/go-http" && GOPROXY=off GOCACHE="$OUT/go-cache" /usr/bin/go build -trimpath -o "$OUT/go-http" .) ;;
+	tokio) [[ -x $OUT/tokio-http && ! $ROOT/bench/peers/tokio-http/src/main.rs -nt $OUT/tokio-http ]] ||
+		{ (cd "$ROOT/bench/peers/tokio-http" && RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$OUT/tokio-http-target" \
+			/usr/bin/cargo build --release --offline --quiet) &&
+			install -m 755 "$OUT/tokio-http-target/release/tokio-http" "$OUT/tokio-http"; } ;;
+	crew-uring | crew-epoll | nginx) ;;
+	*) die "unknown server '$s'" ;;
+	esac
+done
+
+TMP=$(mktemp -d)
+PID=
+cleanup() {
+	[[ -z $PID ]] || kill "$PID" 2>/dev/null || true
+	[[ -z $PID ]] || wait "$PID" 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start SERVER: sets PID and PORT; waits until it accepts connections
+start() {
+	local s=$1
+	PORT=$(free_port)
+	case $s in
+	crew-uring) CREW_BACKEND=io_uring "$BUILD_DIR/examples/http-server" --port "$PORT" --workers "$WORKERS" >"$TMP/out" 2>&1 & ;;
+	crew-epoll) CREW_BACKEND=epoll "$BUILD_DIR/examples/http-server" --port "$PORT" --workers "$WORKERS" >"$TMP/out" 2>&1 & ;;
+	go) GOMAXPROCS=$WORKERS "$OUT/go-http" --port "$PORT" >"$TMP/out" 2>&1 & ;;
+	tokio) TOKIO_WORKERS=$WORKERS "$OUT/tokio-http" --port "$PORT" >"$TMP/out" 2>&1 & ;;
+	nginx)
+		mkdir -p "$TMP/nginx/logs"
+		cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes $WORKERS;
+pid $TMP/nginx/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx;
+    fastcgi_temp_path $TMP/nginx; uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
+    server { listen 127.0.0.1:$PORT; location = / { return 200 "Hello, World!"; } }
+}
+EOF
+		/usr/sbin/nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' >"$TMP/out" 2>&1 & ;;
+	esac
+	PID=$!
+	for _ in $(seq 1 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$TMP/out" >&2
+	die "$s did not start"
+}
+
+stop() {
+	kill -TERM "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+	PID=
+}
+
+# wrk once: prints "requests_per_s p99_ms"
+measure() {
+	wrk -t1 -c"$1" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/" 2>&1 | awk '
+		/Requests\/sec/ { rps = $2 }
+		/^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 }
+		           else if (v ~ /ms$/) { sub(/ms/, "", v) }
+		           else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
+		END { if (rps == "") exit 1; printf "%s %s\n", rps, p99 }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A RPS P99
+for c in "${CONN_LIST[@]}"; do
+	for r in $(seq 1 "$RUNS"); do
+		for s in "${SERVER_LIST[@]}"; do
+			printf 'http-bench: %s, %s connections, run %d/%d\n' "$s" "$c" "$r" "$RUNS" >&2
+			start "$s"
+			if res=$(measure "$c"); then
+				RPS[$s,$c]+="${res% *} "
+				P99[$s,$c]+="${res#* } "
+			else
+				echo "http-bench: wrk failed against $s" >&2
+			fi
+			stop
+		done
+	done
+done
+
+printf '%s, %s CPUs (%s), Linux %s; wrk -t1, %s s per run, medians of %s; %s workers/processes per server\n\n' \
+	"$(date +%F)" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' | cut -c1-40)" \
+	"$(uname -r)" "$DURATION" "$RUNS" "$WORKERS"
+printf '| server | connections | requests/s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n'
+for c in "${CONN_LIST[@]}"; do
+	base=$(printf '%s\n' ${RPS[crew-uring,$c]:-0} | median)
+	for s in "${SERVER_LIST[@]}"; do
+		rps=$(printf '%s\n' ${RPS[$s,$c]:-0} | median)
+		p99=$(printf '%s\n' ${P99[$s,$c]:-0} | median)
+		ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+		printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$rps" "$ratio" "$p99"
+	done
+done
