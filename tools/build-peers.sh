@@ -29,7 +29,6 @@ BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
 OUT=$BUILD_DIR/peers
 PEERS=(go tokio tbb asyncio omp lace)
 ALL=" go tokio tbb asyncio omp lace "
-PACKAGES=(golang-go librust-tokio-dev cargo libtbb-dev python3 g++ gcc cmake time)
 LACE_TARBALL=${LACE_TARBALL:-/work/shared/peers/lace.tar.gz}
 
 die() { echo "build-peers: $*" >&2; exit 1; }
@@ -48,8 +47,24 @@ parse_args() {
 }
 
 # Installs the Debian packages that are not installed yet, or says how to.
+# The Debian packages of each peer (only the requested peers' are needed).
+packages_of() {
+	case $1 in
+	go) echo golang-go ;;
+	tokio) echo librust-tokio-dev cargo ;;
+	tbb) echo libtbb-dev g++ ;;
+	asyncio) echo python3 ;;
+	omp) echo gcc libgomp1 ;;
+	lace) echo gcc cmake make time ;;
+	esac
+}
+
 ensure_packages() {
-	local missing=() pkg
+	local missing=() pkg p PACKAGES=()
+	for p in "${PEERS[@]}"; do
+		read -ra pkg <<<"$(packages_of "$p")"
+		PACKAGES+=("${pkg[@]}")
+	done
 	for pkg in "${PACKAGES[@]}"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$pkg")
