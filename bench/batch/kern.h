@@ -86,36 +86,51 @@ struct kern_sha1 {
 
 static inline uint32_t kern_rol(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
+/* The SHA-1 compression function, unrolled: a 16-word circular message
+ * schedule, and the five working variables renamed from round to round
+ * instead of moved (the usual way to write it fast). */
+#define KERN_F1(b, c, d) (((c ^ d) & b) ^ d)
+#define KERN_F2(b, c, d) (b ^ c ^ d)
+#define KERN_F3(b, c, d) (((b | c) & d) | (b & c))
+#define KERN_W(i)                                                                                 \
+	((i) < 16 ? w[(i)&15]                                                                     \
+		  : (w[(i)&15] = kern_rol(w[((i) + 13) & 15] ^ w[((i) + 8) & 15] ^                \
+					  w[((i) + 2) & 15] ^ w[(i)&15], 1)))
+#define KERN_R(a, b, c, d, e, i, F, K)                                                            \
+	e += kern_rol(a, 5) + F(b, c, d) + (K) + KERN_W(i);                                      \
+	b = kern_rol(b, 30);
+#define KERN_R5(i, F, K)                                                                          \
+	KERN_R(a, b, c, d, e, (i), F, K) KERN_R(e, a, b, c, d, (i) + 1, F, K)                     \
+	KERN_R(d, e, a, b, c, (i) + 2, F, K) KERN_R(c, d, e, a, b, (i) + 3, F, K)                 \
+	KERN_R(b, c, d, e, a, (i) + 4, F, K)
+
 static inline void kern_sha1_block(struct kern_sha1 *s, const unsigned char *p)
 {
-	uint32_t w[80];
+	uint32_t w[16];
 	for (int i = 0; i < 16; i++)
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
 		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (int i = 16; i < 80; i++)
-		w[i] = kern_rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
 	uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
-	/* four loops of 20 rounds: no branch on the round inside a loop */
-#define KERN_SHA1_ROUNDS(from, to, F, K)                                 \
-	for (int i = from; i < to; i++) {                                \
-		uint32_t t = kern_rol(a, 5) + (F) + e + (K) + w[i];      \
-		e = d;                                                   \
-		d = c;                                                   \
-		c = kern_rol(b, 30);                                     \
-		b = a;                                                   \
-		a = t;                                                   \
-	}
-	KERN_SHA1_ROUNDS(0, 20, (b & c) | (~b & d), 0x5A827999u)
-	KERN_SHA1_ROUNDS(20, 40, b ^ c ^ d, 0x6ED9EBA1u)
-	KERN_SHA1_ROUNDS(40, 60, (b & c) | (b & d) | (c & d), 0x8F1BBCDCu)
-	KERN_SHA1_ROUNDS(60, 80, b ^ c ^ d, 0xCA62C1D6u)
-#undef KERN_SHA1_ROUNDS
+	KERN_R5(0, KERN_F1, 0x5A827999u) KERN_R5(5, KERN_F1, 0x5A827999u)
+	KERN_R5(10, KERN_F1, 0x5A827999u) KERN_R5(15, KERN_F1, 0x5A827999u)
+	KERN_R5(20, KERN_F2, 0x6ED9EBA1u) KERN_R5(25, KERN_F2, 0x6ED9EBA1u)
+	KERN_R5(30, KERN_F2, 0x6ED9EBA1u) KERN_R5(35, KERN_F2, 0x6ED9EBA1u)
+	KERN_R5(40, KERN_F3, 0x8F1BBCDCu) KERN_R5(45, KERN_F3, 0x8F1BBCDCu)
+	KERN_R5(50, KERN_F3, 0x8F1BBCDCu) KERN_R5(55, KERN_F3, 0x8F1BBCDCu)
+	KERN_R5(60, KERN_F2, 0xCA62C1D6u) KERN_R5(65, KERN_F2, 0xCA62C1D6u)
+	KERN_R5(70, KERN_F2, 0xCA62C1D6u) KERN_R5(75, KERN_F2, 0xCA62C1D6u)
 	s->h[0] += a;
 	s->h[1] += b;
 	s->h[2] += c;
 	s->h[3] += d;
 	s->h[4] += e;
 }
+#undef KERN_R5
+#undef KERN_R
+#undef KERN_W
+#undef KERN_F1
+#undef KERN_F2
+#undef KERN_F3
 
 /* SHA-1 of a message shorter than 56 bytes (all UTS hashes are 20 or 24). */
 static inline void kern_sha1_short(const unsigned char *msg, unsigned len, unsigned char out[20])
