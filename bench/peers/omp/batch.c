@@ -13,6 +13,7 @@
  * Extra: `omp-bench knapsack-input --n N` prints the knapsack input in the
  * Cilk/Lace format ("N CAPACITY", then "VALUE WEIGHT" lines) followed by a
  * "best V" line (ignored by Lace's reader) with the right answer.
+ * bpc re-executes itself once with 1 GiB stacks (see big_stacks).
  * Exit status: 0 ok, 1 wrong result, 2 usage, 3 unknown workload.
  */
 #include "batch/kern.h"
@@ -23,6 +24,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+/* bpc nests its producer chain n deep wherever a producer is not stolen:
+ * OpenMP runs such a task on the waiting thread's own stack, so 40000 links
+ * overflow the default 8 MiB (main) and 2-4 MiB (workers) stacks. Before
+ * libgomp starts, re-execute once with a 1 GiB stack limit for the main
+ * thread and OMP_STACKSIZE=1G for the workers (address space only; pages are
+ * touched as used). */
+static void big_stacks(char **argv)
+{
+	if (getenv("CREW_BENCH_BIG_STACKS"))
+		return;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_STACK, &rl) == 0 &&
+	    (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (1UL << 30))) {
+		rl.rlim_cur = 1UL << 30;
+		setrlimit(RLIMIT_STACK, &rl);
+	}
+	setenv("CREW_BENCH_BIG_STACKS", "1", 1);
+	setenv("OMP_STACKSIZE", "1G", 1);
+	execv("/proc/self/exe", argv);
+}
 
 /* ---- the parallel skeletons ---- */
 
@@ -219,6 +242,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *w = argv[1];
+	if (strcmp(w, "bpc") == 0)
+		big_stacks(argv); /* returns only when already done (or exec failed) */
 	long long n = -1;
 	int workers = 0;
 	for (int i = 2; i + 1 < argc; i += 2) {

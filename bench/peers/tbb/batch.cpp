@@ -25,6 +25,7 @@
 #include <functional>
 #include <string>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -189,12 +190,34 @@ std::uint64_t p_bpc(std::uint64_t k)
 	return sum;
 }
 
+// bpc nests its producer chain n deep wherever a producer is not stolen:
+// TBB runs such a task on the waiting thread's own stack, so 40000 links
+// overflow the default stacks. For bpc: re-execute once with a 1 GiB stack
+// limit for the main thread, and 1 GiB worker stacks (address space only).
+bool big_stacks = false;
+
+void ensure_big_stacks(char **argv)
+{
+	big_stacks = true;
+	if (std::getenv("CREW_BENCH_BIG_STACKS"))
+		return;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_STACK, &rl) == 0 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (1UL << 30))) {
+		rl.rlim_cur = 1UL << 30;
+		setrlimit(RLIMIT_STACK, &rl);
+	}
+	setenv("CREW_BENCH_BIG_STACKS", "1", 1);
+	execv("/proc/self/exe", argv);
+}
+
 template <class F> double timed(int workers, F &&f)
 {
 	auto start = std::chrono::steady_clock::now();
 	{
 		tbb::task_scheduler_handle handle{ tbb::attach{} };
 		{
+			tbb::global_control stack(tbb::global_control::thread_stack_size,
+						  big_stacks ? (std::size_t{ 1 } << 30) : std::size_t{ 4 } << 20);
 			tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
 						  static_cast<std::size_t>(workers));
 			tbb::task_arena arena(workers);
@@ -215,6 +238,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	std::string w = argv[1];
+	if (w == "bpc")
+		ensure_big_stacks(argv); // returns once the stacks are big (or exec failed)
 	long long n = -1;
 	int workers = 0;
 	for (int i = 2; i + 1 < argc; i += 2) {
