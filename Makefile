@@ -2,7 +2,7 @@
 #
 #   make              build into build/ (installs missing Debian packages first, see tools/deps.sh)
 #   make test         build with -Werror and run every test (ctest)
-#   make demo         run the asyncio examples, then the scaling runner
+#   make demo         run the asyncio examples, then the scaling runner (tools/scale --quick)
 #   make bench        build the peers and compare crew with them
 #   make install      install into $(PREFIX)
 #   make asan|tsan    tests under AddressSanitizer / ThreadSanitizer (tools/sanitize.sh)
@@ -43,7 +43,9 @@ demo: all
 	progs=$$(find $(BUILD)/examples -maxdepth 1 -type f -perm -u+x -name 'asyncio_*' 2>/dev/null | sort -V); \
 	[ -n "$$progs" ] || { echo "make demo: no asyncio examples in $(BUILD)/examples" >&2; exit 1; }; \
 	for p in $$progs; do printf '\n=== %s (CREW_WORKERS=%s) ===\n' "$${p##*/}" "$$CREW_WORKERS"; "$$p"; done
-	@if [ -f tools/scaling.sh ]; then printf '\n=== scaling (tools/scaling.sh) ===\n'; CREW_BUILD_DIR=$(BUILD) bash tools/scaling.sh; fi
+	@tools/deps.sh python3 gnuplot-nox
+	@printf '\n=== scaling of the batch workloads (tools/scale --quick; full run: tools/scale) ===\n'
+	CREW_BUILD_DIR=$(BUILD) tools/scale --quick --out $(BUILD)/scale-quick
 
 bench: all
 	tools/build-peers.sh

@@ -47,6 +47,7 @@
  */
 #include <crew.h>
 #include "sim_no_guard.h" /* tests/: the seccomp filter of --guard-madvise off */
+#include "batch.h"          /* the batch workloads (nqueens, uts, ...): bench/wl_*.c */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -531,6 +532,8 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		usage();
+	if (batch_handles(argc, argv)) /* bench/batch.c: nqueens, uts-t1, ..., --runtime serial */
+		return batch_main(argc, argv);
 	const struct workload *w = find_workload(argv[1]);
 	if (!w) {
 		fprintf(stderr, "crew-bench: unknown workload '%s'\n", argv[1]);

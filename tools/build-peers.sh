@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # build-peers.sh - build the peers of crew-bench (bench/peers/) into build/peers/.
 #
-#   tools/build-peers.sh [--only go,tokio,tbb,asyncio]
+#   tools/build-peers.sh [--only go,tokio,tbb,asyncio,omp,lace]
 #
-# Produces build/peers/{go,tokio,tbb,asyncio}-bench (under $CREW_BUILD_DIR when
-# set), each with crew-bench's command line. Everything comes from Debian packages: Go from golang-go, Tokio
+# Produces build/peers/{go,tokio,tbb,asyncio,omp}-bench, tbb-batch and
+# lace-bench (under $CREW_BUILD_DIR when set), each with crew-bench's command
+# line. The batch workloads (bench/batch.h) have peers tbb-batch (oneTBB
+# task_group/parallel_reduce, bench/peers/tbb/batch.cpp), omp-bench (gcc's
+# OpenMP tasks, bench/peers/omp/batch.c) and lace-bench (Lace's own benchmark
+# programs, bench/peers/lace/lace-bench.sh). Lace is not in Debian: it is
+# built from $LACE_TARBALL (default /work/shared/peers/lace.tar.gz) into
+# build/peers/lace/, never copied into the repository; its knapsack reader,
+# which compares fscanf's result with 3 instead of 2, is patched in that copy. Everything comes from Debian packages: Go from golang-go, Tokio
 # from librust-tokio-dev built OFFLINE with Debian's cargo and rustc (a rustup
 # toolchain earlier on PATH is deliberately bypassed), oneTBB from libtbb-dev,
 # asyncio from python3. Missing packages are installed with apt-get when run as
@@ -20,8 +27,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
 OUT=$BUILD_DIR/peers
-PEERS=(go tokio tbb asyncio)
-PACKAGES=(golang-go librust-tokio-dev cargo libtbb-dev python3 g++)
+PEERS=(go tokio tbb asyncio omp lace)
+ALL=" go tokio tbb asyncio omp lace "
+LACE_TARBALL=${LACE_TARBALL:-/work/shared/peers/lace.tar.gz}
 
 die() { echo "build-peers: $*" >&2; exit 1; }
 
@@ -34,13 +42,29 @@ parse_args() {
 		esac
 	done
 	for p in "${PEERS[@]}"; do
-		[[ " go tokio tbb asyncio " == *" $p "* ]] || die "unknown peer '$p'"
+		[[ $ALL == *" $p "* ]] || die "unknown peer '$p'"
 	done
 }
 
 # Installs the Debian packages that are not installed yet, or says how to.
+# The Debian packages of each peer (only the requested peers' are needed).
+packages_of() {
+	case $1 in
+	go) echo golang-go ;;
+	tokio) echo librust-tokio-dev cargo ;;
+	tbb) echo libtbb-dev g++ ;;
+	asyncio) echo python3 ;;
+	omp) echo gcc libgomp1 ;;
+	lace) echo gcc cmake make time ;;
+	esac
+}
+
 ensure_packages() {
-	local missing=() pkg
+	local missing=() pkg p PACKAGES=()
+	for p in "${PEERS[@]}"; do
+		read -ra pkg <<<"$(packages_of "$p")"
+		PACKAGES+=("${pkg[@]}")
+	done
 	for pkg in "${PACKAGES[@]}"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$pkg")
@@ -110,9 +134,42 @@ build_tokio() {
 }
 
 build_tbb() {
-	local src=$ROOT/bench/peers/tbb/main.cpp
-	up_to_date "$OUT/tbb-bench" "$src" && return 0
-	quietly tbb g++ -std=c++17 -O2 -Wall -Wextra -o "$OUT/tbb-bench" "$src" -ltbb
+	local src=$ROOT/bench/peers/tbb/main.cpp batch=$ROOT/bench/peers/tbb/batch.cpp
+	local kern=$ROOT/bench/batch/kern.h
+	up_to_date "$OUT/tbb-bench" "$src" ||
+		quietly tbb g++ -std=c++17 -O2 -Wall -Wextra -o "$OUT/tbb-bench" "$src" -ltbb || return 1
+	up_to_date "$OUT/tbb-batch" "$batch" "$kern" ||
+		quietly tbb g++ -std=c++17 -O2 -Wall -Wextra -I"$ROOT/bench" -o "$OUT/tbb-batch" \
+			"$batch" -ltbb
+}
+
+# OpenMP tasks with gcc's libgomp: the batch workloads only.
+build_omp() {
+	local src=$ROOT/bench/peers/omp/batch.c kern=$ROOT/bench/batch/kern.h
+	up_to_date "$OUT/omp-bench" "$src" "$kern" && return 0
+	quietly omp gcc -std=gnu11 -O2 -Wall -Wextra -fopenmp -I"$ROOT/bench" \
+		-o "$OUT/omp-bench" "$src" -lm
+}
+
+# Lace 1.4.2 and its benchmark programs, from the tarball, into $OUT/lace; the
+# wrapper lace-bench (needs omp-bench for the knapsack input) runs them.
+build_lace() {
+	local dir=$OUT/lace wrapper=$ROOT/bench/peers/lace/lace-bench.sh
+	local progs=(fib-lace queens-lace uts-lace knapsack-lace matmul-lace cilksort-lace) p
+	[[ -r $LACE_TARBALL ]] || { echo "build-peers: no Lace tarball at $LACE_TARBALL (set LACE_TARBALL)" >&2; return 1; }
+	if ! up_to_date "$dir/bin/uts-lace" "$LACE_TARBALL"; then
+		rm -rf "$dir/src" "$dir/build" && mkdir -p "$dir/src" "$dir/bin" &&
+			tar -xzf "$LACE_TARBALL" -C "$dir/src" || return 1
+		# Lace's known defect (see the tarball's README): fscanf("%d %d") compared with 3.
+		sed -i '/fscanf(f, "%d %d"/s/!= 3)/!= 2)/' "$dir/src/lace/benchmarks/knapsack/knapsack-lace.c"
+		quietly lace cmake -S "$dir/src/lace" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release \
+			-DLACE_BUILD_TESTS=OFF -DLACE_BUILD_BENCHMARKS=ON || return 1
+		quietly lace cmake --build "$dir/build" --target "${progs[@]}" || return 1
+		for p in "${progs[@]}"; do
+			install -m 755 "$dir/build/benchmarks/$p" "$dir/bin/$p" || return 1
+		done
+	fi
+	install -m 755 "$wrapper" "$OUT/lace-bench"
 }
 
 # asyncio needs no build: a wrapper pins Debian's interpreter (a pyenv or venv

@@ -1,0 +1,141 @@
+/*
+ * wl_knapsack.c - 0/1 knapsack by branch and bound (n = 30 items of the
+ * deterministic subset-sum generator in bench/batch/kern.h). Each node forks
+ * "without the item" and calls "with the item" (as Cilk/BOTS/Lace do); the
+ * incumbent best is one shared relaxed atomic (a stale read only prunes less).
+ * The answer is checked against a dynamic programme over the capacity.
+ */
+#include "batch.h"
+#include "batch/kern.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+struct ks_in {
+	struct kern_item items[64];
+	int cap;
+};
+
+struct karg {
+	const struct kern_item *e;
+	int c, n, v;
+};
+
+static _Atomic int best_so_far;
+
+static void raise_best(int v)
+{
+	int b = atomic_load_explicit(&best_so_far, memory_order_relaxed);
+	while (v > b && !atomic_compare_exchange_weak_explicit(&best_so_far, &b, v, memory_order_relaxed,
+							       memory_order_relaxed))
+		;
+}
+
+static int ks_prepare(struct batch_run *r)
+{
+	if (r->n < 1 || r->n > 64)
+		return -EINVAL;
+	struct ks_in *in = malloc(sizeof *in);
+	if (!in)
+		return -ENOMEM;
+	in->cap = kern_knapsack_input(in->items, (int)r->n);
+	r->in = in;
+	return 0;
+}
+
+static void ks_cleanup(struct batch_run *r) { free(r->in); }
+
+static void ks_serial(struct batch_run *r)
+{
+	struct ks_in *in = r->in;
+	kern_knapsack_best_serial = 0;
+	r->result = (uint64_t)kern_knapsack(in->items, in->cap, (int)r->n, 0);
+}
+
+static const char *ks_check(struct batch_run *r)
+{
+	struct ks_in *in = r->in;
+	int want = kern_knapsack_dp(in->items, (int)r->n, in->cap);
+	return want >= 0 && r->result == (uint64_t)want ? NULL : "wrong best value";
+}
+
+/* Results are values >= -1 shifted by one (0: infeasible) or BATCH_ERROR. */
+static void *ks_task(void *arg)
+{
+	const struct karg *a = arg;
+	if (a->c < 0)
+		return batch_ptr(0);
+	if (a->n == 0 || a->c == 0)
+		return batch_ptr((uint64_t)a->v + 1);
+	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
+				    atomic_load_explicit(&best_so_far, memory_order_relaxed)))
+		return batch_ptr(0);
+	struct karg without = { a->e + 1, a->c, a->n - 1, a->v };
+	struct karg with = { a->e + 1, a->c - a->e->weight, a->n - 1, a->v + a->e->value };
+	crew_task *t = crew_spawn(ks_task, &without);
+	if (!t)
+		return batch_ptr(BATCH_ERROR);
+	uint64_t w = batch_u64(ks_task(&with));
+	void *wo = NULL;
+	if (crew_join(t, &wo) != 0 || w == BATCH_ERROR || batch_u64(wo) == BATCH_ERROR)
+		return batch_ptr(BATCH_ERROR);
+	uint64_t best = w > batch_u64(wo) ? w : batch_u64(wo);
+	if (best > 0)
+		raise_best((int)best - 1);
+	return batch_ptr(best);
+}
+
+static void *ks_main(void *arg)
+{
+	struct batch_run *r = arg;
+	struct ks_in *in = r->in;
+	atomic_store(&best_so_far, 0);
+	struct karg root = { in->items, in->cap, (int)r->n, 0 };
+	uint64_t v = batch_u64(ks_task(&root));
+	r->result = v == BATCH_ERROR || v == 0 ? BATCH_ERROR : v - 1;
+	return NULL;
+}
+
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+static void *ks_fork_task(void *arg)
+{
+	const struct karg *a = arg;
+	if (a->c < 0)
+		return batch_ptr(0);
+	if (a->n == 0 || a->c == 0)
+		return batch_ptr((uint64_t)a->v + 1);
+	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
+				    atomic_load_explicit(&best_so_far, memory_order_relaxed)))
+		return batch_ptr(0);
+	struct karg without = { a->e + 1, a->c, a->n - 1, a->v };
+	struct karg with = { a->e + 1, a->c - a->e->weight, a->n - 1, a->v + a->e->value };
+	crew_frame f;
+	crew_fork(&f, ks_fork_task, &without);
+	uint64_t w = batch_u64(ks_fork_task(&with));
+	uint64_t wo = batch_u64(crew_sync(&f));
+	uint64_t best = w > wo ? w : wo;
+	if (best > 0)
+		raise_best((int)best - 1);
+	return batch_ptr(best);
+}
+
+static void *ks_fork_main(void *arg)
+{
+	struct batch_run *r = arg;
+	struct ks_in *in = r->in;
+	atomic_store(&best_so_far, 0);
+	struct karg root = { in->items, in->cap, (int)r->n, 0 };
+	uint64_t v = batch_u64(ks_fork_task(&root));
+	r->result = v == 0 ? BATCH_ERROR : v - 1;
+	return NULL;
+}
+#define KS_FORK ks_fork_main
+#else
+#define KS_FORK NULL
+#endif
+
+const struct batch_workload wl_knapsack = {
+	.name = "knapsack", .default_n = 30, .prepare = ks_prepare, .serial = ks_serial,
+	.crew = ks_main, .fork = KS_FORK, .check = ks_check, .cleanup = ks_cleanup,
+};
