@@ -71,7 +71,7 @@ static void *bpc_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *producer_fork_task(void *arg)
 {
 	uint64_t k = batch_u64(arg);

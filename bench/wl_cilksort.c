@@ -146,7 +146,7 @@ static void *cs_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *merge_fork_task(void *arg)
 {
 	const struct merge_arg *m = arg;

@@ -39,7 +39,7 @@ static void *fib_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *fib_fork_task(void *arg)
 {
 	uint64_t n = batch_u64(arg);

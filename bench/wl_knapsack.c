@@ -97,7 +97,7 @@ static void *ks_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *ks_fork_task(void *arg)
 {
 	const struct karg *a = arg;

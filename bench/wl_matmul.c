@@ -111,7 +111,7 @@ static void *mm_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *mm_fork_task(void *arg)
 {
 	const struct marg *a = arg;

@@ -74,7 +74,7 @@ static void *q_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *q_fork_task(void *arg)
 {
 	const struct qarg *a = arg;

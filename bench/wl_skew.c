@@ -61,7 +61,7 @@ static void *sk_main(void *arg)
 	return NULL;
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_parallel_for (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_parallel_for ---- */
 struct sk_pf {
 	uint64_t n;
 	_Atomic uint64_t sum;

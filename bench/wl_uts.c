@@ -117,7 +117,7 @@ static const char *u_check(struct batch_run *r)
 	return r->result == want ? NULL : "wrong node count";
 }
 
-#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync (the API lands later) ---- */
+#ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *u_fork_task(void *arg)
 {
 	const struct uarg *a = arg;

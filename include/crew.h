@@ -453,6 +453,9 @@ typedef struct crew_frame {
 	void *crew_private_[8];
 } crew_frame;
 
+/* Feature test: the strictly nested fork-join API below is there. */
+#define CREW_HAVE_FORK 1
+
 /**
  * crew_fork - make `fn(arg)` available to other workers; Cilk's spawn.
  *
@@ -481,7 +484,10 @@ CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
 /**
  * crew_sync - the result of the frame's `fn(arg)`; Cilk's sync for one frame.
  *
- * If no other worker took the frame, calls fn(arg) here, inline. Otherwise
+ * If no other worker took the frame, calls fn(arg) here, inline (while at
+ * least a quarter of the stack is free, as crew_join's inline path; below
+ * that fn runs as a task on a fiber of its own and crew_sync waits for it,
+ * so fork/sync chains of any depth fit the default stack). Otherwise
  * suspends until the thief finished it (its worker runs other work
  * meanwhile). The wait
  * is not a cancellation point and is never skipped: a cancelled task's syncs

@@ -144,6 +144,9 @@ static void *frame_wait(crew__frame *f)
 	return f->result;
 }
 
+static void *sync_on_own_fiber(crew__frame *f);
+static void *frame_run(void *arg);
+
 /* f is in the shared part (at index b): take it back unless a thief did.
  * Out of line: crew_sync's fast path then needs no saved registers. */
 __attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
@@ -155,25 +158,50 @@ __attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, 
 	 * thief's fence in crew__fq_steal (frames.h, Orderings) */
 	crew__fence();
 	int64_t h = crew__load_64(&q->head);
-	if (h < b)
-		return f->fn(f->arg); /* thieves cannot reach b any more */
+	if (h < b) /* thieves cannot reach b any more */
+		return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
+									  sync_on_own_fiber(f);
 	bool ours = h == b && crew__cas_64(&q->head, b, b + 1);
 	/* now head == b + 1: empty; the next push goes to b + 1 */
 	q->bottom = q->o_split = q->head_seen = b + 1;
 	crew__store_64(&q->split, b + 1);
-	return ours ? f->fn(f->arg) : frame_wait(f);
+	if (!ours)
+		return frame_wait(f);
+	return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
+								  sync_on_own_fiber(f);
+}
+
+/* f is ours again but the stack is low (a deep chain of inline syncs, as
+ * crew_join bounds its inline joins): run it as a task on a fiber of its own
+ * and wait for it, as for a stolen frame. Inline when no task can be had. */
+__attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
+{
+	crew__worker *w = crew__worker_current();
+	crew_task *t = crew__task_alloc(w);
+	if (!t)
+		return f->fn(f->arg);
+	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
+	crew__task_init_frame(w, t, frame_run, f);
+	crew__schedule(t, false); /* the push is a release: t and f with it */
+	return frame_wait(f);
 }
 
 void *crew_sync(crew_frame *frame)
 {
 	crew__frame *f = (crew__frame *)frame;
 	crew__fq *q = f->q;
-	if (CREW_UNLIKELY(!q))
-		return f->fn(f->arg); /* outside a task, or the deque was full */
+	if (CREW_UNLIKELY(!q)) { /* outside a task, or the deque was full */
+		crew__worker *w = crew__tls_worker;
+		if (w && w->current && !crew__stack_room(w->current))
+			return sync_on_own_fiber(f);
+		return f->fn(f->arg);
+	}
 	frame_check_sync(f);
 	int64_t b = q->bottom - 1;
 	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
 		q->bottom = b;
+		if (CREW_UNLIKELY(!crew__stack_room(crew__tls_worker->current)))
+			return sync_on_own_fiber(f);
 		return f->fn(f->arg);
 	}
 	return sync_shared(f, q, b);

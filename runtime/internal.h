@@ -228,6 +228,29 @@ void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg)
 int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg);
 void crew__task_start_main(crew__runtime *rt);
 
+/*
+ * May a child run inline here (crew_join; crew_sync, fork.c)? Only while at least a quarter of the running
+ * fiber's stack is free below this frame. Inline joins nest: a chain of tasks
+ * that each spawn a child and join it would otherwise grow one stack until it
+ * overflows (about 2,500 levels fill 256 KiB). Past the bound the child stays
+ * in the deque and the joiner suspends; the worker then pops the child and
+ * runs it on a fiber of its own, where inlining starts afresh. So a child run
+ * inline starts with at least stack_size / 4 free (64 KiB by default), and a
+ * chain of any depth costs one fiber per 3/4 stack of inline levels.
+ * A quarter, not a fixed 64 KiB: with the smallest stacks (16 KiB) a fixed
+ * margin would disable the fast path altogether, and with large ones a
+ * quarter still leaves the child more than a fixed margin would.
+ * Cost on the fast path: the frame address, two loads, a shift, a compare.
+ * self->fiber is the fiber we run on: self's own, or its joiner's when self
+ * itself runs inline (task_run_inline sets it).
+ */
+static inline bool crew__stack_room(const crew_task *self)
+{
+	const crew__fiber *f = self->fiber;
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	return sp - (uintptr_t)f->lo >= f->size / 4;
+}
+
 /* The common start of a suspending call: the calling worker and task, or
  * -EPERM outside a task, or -ECANCELED once the task was cancelled. */
 static inline int crew__suspend_begin(crew__worker **w, crew_task **t)

@@ -444,29 +444,6 @@ const char *crew_task_name(const crew_task *t)
 	return t ? t->name : NULL;
 }
 
-/*
- * May a child run inline here? Only while at least a quarter of the running
- * fiber's stack is free below this frame. Inline joins nest: a chain of tasks
- * that each spawn a child and join it would otherwise grow one stack until it
- * overflows (about 2,500 levels fill 256 KiB). Past the bound the child stays
- * in the deque and the joiner suspends; the worker then pops the child and
- * runs it on a fiber of its own, where inlining starts afresh. So a child run
- * inline starts with at least stack_size / 4 free (64 KiB by default), and a
- * chain of any depth costs one fiber per 3/4 stack of inline levels.
- * A quarter, not a fixed 64 KiB: with the smallest stacks (16 KiB) a fixed
- * margin would disable the fast path altogether, and with large ones a
- * quarter still leaves the child more than a fixed margin would.
- * Cost on the fast path: the frame address, two loads, a shift, a compare.
- * self->fiber is the fiber we run on: self's own, or its joiner's when self
- * itself runs inline (task_run_inline sets it).
- */
-static inline bool task_stack_room(const crew_task *self)
-{
-	const crew__fiber *f = self->fiber;
-	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-	return sp - (uintptr_t)f->lo >= f->size / 4;
-}
-
 /* Run a not-yet-started child on the joiner's own fiber (fork-join fast path). */
 static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 {
@@ -511,7 +488,7 @@ int crew_join(crew_task *c, void **result)
 	task_check_handle(c, "crew_join");
 	uint32_t s = crew__load_acquire_32(&c->state);
 	if (!(s & CREW_T_DONE)) {
-		if (task_stack_room(self) && task_take_unstarted(w, c))
+		if (crew__stack_room(self) && task_take_unstarted(w, c))
 			task_run_inline(w, self, c);
 		else
 			task_wait_done(self, c);

@@ -346,3 +346,53 @@ Test(fork, stress_random_trees, .timeout = CREWT_TIMEOUT(120))
 		}
 	}
 }
+
+/* ---- deep chains: syncs run inline only while stack is left ---- */
+
+/* Each level forks its child and syncs it at once: unless stolen it runs
+ * inline, one level deeper on the same stack. `wide`: each level also keeps
+ * a trivial frame pending while the deep one runs, so pending frames pile up
+ * past the frame deque's capacity (the overflow path runs frames inline too). */
+typedef struct chain {
+	long depth;
+	bool wide;
+} chain;
+
+typedef struct chain_link {
+	const chain *c;
+	long level;
+} chain_link;
+
+static void *chain_level(void *arg)
+{
+	chain_link *l = arg;
+	if (l->level == l->c->depth)
+		return (void *)(intptr_t)l->level;
+	chain_link next = {l->c, l->level + 1};
+	crew_frame side, deep;
+	if (l->c->wide)
+		crew_fork(&side, noop, NULL);
+	crew_fork(&deep, chain_level, &next);
+	void *r = crew_sync(&deep);
+	if (l->c->wide)
+		crew_sync(&side);
+	return r;
+}
+
+static void *chain_main(void *arg)
+{
+	chain_link root = {arg, 0};
+	return chain_level(&root);
+}
+
+Test(fork, deep_chains_do_not_overflow, .timeout = CREWT_TIMEOUT(120))
+{
+	for (unsigned w = 1; w <= 2; w++)
+		for (int wide = 0; wide < 2; wide++) {
+			chain c = {CREWT_SIZE(100000, 20000), wide};
+			void *res = NULL;
+			cr_assert_eq(crewt_run(w, chain_main, &c, &res), 0);
+			cr_expect_eq((intptr_t)res, c.depth, "workers=%u wide=%d: %ld", w, wide,
+			             (long)(intptr_t)res);
+		}
+}
