@@ -83,19 +83,9 @@ static void *merge_task(void *arg)
 	const struct merge_arg *m = arg;
 	const kern_elm *a = m->a, *b = m->b;
 	long na = m->na, nb = m->nb;
-	if (na < nb) {
-		const kern_elm *t = a;
-		a = b;
-		b = t;
-		long tn = na;
-		na = nb;
-		nb = tn;
-	}
-	if (na + nb <= KERN_SORT_MERGE || nb == 0) {
-		kern_merge_serial(a, na, b, nb, m->out);
+	long ma, mb;
+	if (!kern_merge_split(&a, &na, &b, &nb, m->out, &ma, &mb))
 		return NULL;
-	}
-	long ma = na / 2, mb = kern_lower_bound(b, nb, a[ma]);
 	struct merge_arg lo = { a, b, ma, mb, m->out };
 	struct merge_arg hi = { a + ma, b + mb, na - ma, nb - mb, m->out + ma + mb };
 	crew_task *t = crew_spawn(merge_task, &lo);
@@ -152,19 +142,9 @@ static void *merge_fork_task(void *arg)
 	const struct merge_arg *m = arg;
 	const kern_elm *a = m->a, *b = m->b;
 	long na = m->na, nb = m->nb;
-	if (na < nb) {
-		const kern_elm *t = a;
-		a = b;
-		b = t;
-		long tn = na;
-		na = nb;
-		nb = tn;
-	}
-	if (na + nb <= KERN_SORT_MERGE || nb == 0) {
-		kern_merge_serial(a, na, b, nb, m->out);
+	long ma, mb;
+	if (!kern_merge_split(&a, &na, &b, &nb, m->out, &ma, &mb))
 		return NULL;
-	}
-	long ma = na / 2, mb = kern_lower_bound(b, nb, a[ma]);
 	struct merge_arg lo = { a, b, ma, mb, m->out };
 	struct merge_arg hi = { a + ma, b + mb, na - ma, nb - mb, m->out + ma + mb };
 	crew_frame f;

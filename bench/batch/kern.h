@@ -16,6 +16,7 @@
 #define CREW_BENCH_KERN_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,22 +487,35 @@ static inline long kern_lower_bound(const kern_elm *b, long nb, kern_elm v)
 	return lo;
 }
 
+/* The step every parallel merge shares: make *a the longer run; merge
+ * small inputs serially here (false: done); else split: a[0..*ma) with
+ * b[0..*mb) and the rest go to two merges (true). */
+static inline bool kern_merge_split(const kern_elm **a, long *na, const kern_elm **b, long *nb,
+				    kern_elm *out, long *ma, long *mb)
+{
+	if (*na < *nb) {
+		const kern_elm *t = *a;
+		*a = *b;
+		*b = t;
+		long tn = *na;
+		*na = *nb;
+		*nb = tn;
+	}
+	if (*na + *nb <= KERN_SORT_MERGE || *nb == 0) {
+		kern_merge_serial(*a, *na, *b, *nb, out);
+		return false;
+	}
+	*ma = *na / 2;
+	*mb = kern_lower_bound(*b, *nb, (*a)[*ma]);
+	return true;
+}
+
 /* Serial versions of the parallel skeleton (the baseline runs these). */
 static inline void kern_merge(const kern_elm *a, long na, const kern_elm *b, long nb, kern_elm *out)
 {
-	if (na < nb) {
-		const kern_elm *t = a;
-		a = b;
-		b = t;
-		long tn = na;
-		na = nb;
-		nb = tn;
-	}
-	if (na + nb <= KERN_SORT_MERGE || nb == 0) {
-		kern_merge_serial(a, na, b, nb, out);
+	long ma, mb;
+	if (!kern_merge_split(&a, &na, &b, &nb, out, &ma, &mb))
 		return;
-	}
-	long ma = na / 2, mb = kern_lower_bound(b, nb, a[ma]);
 	kern_merge(a, ma, b, mb, out);
 	kern_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb);
 }

@@ -162,19 +162,9 @@ static void p_mm(const double *A, const double *B, double *C, int m, int n, int 
 
 static void p_merge(const kern_elm *a, long na, const kern_elm *b, long nb, kern_elm *out)
 {
-	if (na < nb) {
-		const kern_elm *t = a;
-		a = b;
-		b = t;
-		long tn = na;
-		na = nb;
-		nb = tn;
-	}
-	if (na + nb <= KERN_SORT_MERGE || nb == 0) {
-		kern_merge_serial(a, na, b, nb, out);
+	long ma, mb;
+	if (!kern_merge_split(&a, &na, &b, &nb, out, &ma, &mb))
 		return;
-	}
-	long ma = na / 2, mb = kern_lower_bound(b, nb, a[ma]);
 #pragma omp task
 	p_merge(a, ma, b, mb, out);
 	p_merge(a + ma, na - ma, b + mb, nb - mb, out + ma + mb);
