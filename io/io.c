@@ -40,8 +40,17 @@ void crew__io_complete(crew__io_op *op, int res)
 	crew__wait_settle(t, seq, CREW_WAIT_DONE);
 	/* The task itself completing its op at submit (epoll's fast path):
 	 * it is running and looks at its wait before suspending. */
-	if (crew__worker_current()->current != t)
-		crew__task_wake(t);
+	crew__worker *w = crew__worker_current();
+	if (w->current == t)
+		return;
+	/* Completions reaped together run in the order they came (a FIFO, the
+	 * due queue: due.c), not newest first as the LIFO slot and the deque
+	 * would run them: under load the first connections to become ready
+	 * would otherwise wait behind every later one (tail latency). */
+	if (crew__task_claim(t)) {
+		t->next = NULL;
+		crew__due_push(w, t, t, 1);
+	}
 }
 
 /* Ask op's home reactor to cancel it; w is the worker we run on. */

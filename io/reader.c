@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int crew_reader_init(crew_reader *r, int fd, size_t cap)
 {
@@ -23,6 +24,10 @@ int crew_reader_init(crew_reader *r, int fd, size_t cap)
 		return -ENOMEM;
 	r->fd = fd;
 	r->cap = cap;
+	/* sockets are read with crew_recv (its non-blocking first try) */
+	int type;
+	socklen_t len = sizeof(type);
+	r->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 	return 0;
 }
 
@@ -46,7 +51,8 @@ static ssize_t reader_fill(crew_reader *r)
 	}
 	if (r->end == r->cap)
 		return -EMSGSIZE;
-	ssize_t n = crew_read(r->fd, r->buf + r->end, r->cap - r->end);
+	ssize_t n = r->is_socket ? crew_recv(r->fd, r->buf + r->end, r->cap - r->end, 0) :
+				   crew_read(r->fd, r->buf + r->end, r->cap - r->end);
 	if (n > 0)
 		r->end += (size_t)n;
 	return n;
@@ -86,7 +92,7 @@ ssize_t crew_reader_read(crew_reader *r, void *dst, size_t len)
 	size_t have = r->end - r->start;
 	if (have == 0) {
 		if (len >= r->cap) /* large read: straight into dst */
-			return crew_read(r->fd, dst, len);
+			return r->is_socket ? crew_recv(r->fd, dst, len, 0) : crew_read(r->fd, dst, len);
 		ssize_t n = reader_fill(r);
 		if (n <= 0)
 			return n;

@@ -1,5 +1,6 @@
 /*
- * due.c - a worker's due queue: tasks whose timers fired, in deadline order.
+ * due.c - a worker's due queue: tasks whose timers fired (in deadline order)
+ * and tasks whose I/O completed (in completion order, io.c), FIFO.
  *
  * Overview
  *   Expiring timers wakes their tasks in deadline order; they must also run

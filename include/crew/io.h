@@ -156,6 +156,7 @@ CREW_API int crew_tcp_port(int fd);
  */
 typedef struct crew_reader {
 	int fd;
+	int is_socket;
 	char *buf;
 	size_t cap, start, end;
 } crew_reader;
