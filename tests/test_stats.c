@@ -82,7 +82,10 @@ Test(stats, counters_add_up, .timeout = CREWT_TIMEOUT(60))
 		cr_expect_geq(spawned, NSPAWN);
 		cr_expect_eq(forks, fib_calls_forking(FIBN), "%u workers: forks %lu", w, (unsigned long)forks);
 		cr_expect_eq(overflows, 0);
-		cr_expect_leq(steals, attempts + spawned, "steals without attempts");
+		/* (no bound on steals: one attempt takes up to half of a deque, and
+		 * a task may be stolen again from its thief) */
+		if (steals)
+			cr_expect_gt(attempts, 0, "%u workers: steals without any attempt", w);
 		if (w == 1)
 			cr_expect_eq(steals + attempts, 0, "one worker stole");
 	}
