@@ -65,6 +65,8 @@
  * than one worker, an idle worker may take the earliest half of a busy
  * worker's due tasks: each worker still starts its share in deadline order,
  * but two tasks on different workers run in parallel, in no defined order.
+ * Tasks whose I/O completed (crew/io.h) go through the same FIFO, in the
+ * order their completions were reaped.
  *
  * Fairness and work conservation: a task that computes without suspending
  * keeps its worker; crew does not preempt. Meanwhile:
