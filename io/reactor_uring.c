@@ -279,6 +279,9 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 	} else if (io_uring_sq_ready(&u->ring)) {
 		if (io_uring_submit(&u->ring) < 0)
 			r->pending = true; /* retried at the next poll */
+	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN) {
+		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
+		(void)io_uring_get_events(&u->ring); /* errors: the next poll retries */
 	}
 	int n = uring_reap(u);
 	if (u->backlog_head || u->ncancel)
