@@ -57,24 +57,6 @@ ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt)
 
 ssize_t crew_recv(int fd, void *buf, size_t len, int flags)
 {
-	/* Data is often there already (a busy connection): try the
-	 * non-blocking receive first and suspend only when it would block, as
-	 * for crew_send. Not with MSG_WAITALL (it wants the full length). */
-	if (!(flags & MSG_WAITALL)) {
-		crew__worker *w;
-		crew_task *t;
-		int rc = crew__suspend_begin(&w, &t);
-		if (rc)
-			return rc;
-		if (CREW_LIKELY(t->scope == NULL) || crew_now() < t->scope->effective) {
-			ssize_t n = recv(fd, buf, len, flags | MSG_DONTWAIT);
-			if (n >= 0)
-				return n;
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ENOTSOCK)
-				return -errno;
-		}
-	}
 	crew__io_op op = io_op(CREW_IO_RECV, fd, buf, len, 0);
 	op.flags = flags;
 	return crew__io_run(&op);
@@ -82,22 +64,6 @@ ssize_t crew_recv(int fd, void *buf, size_t len, int flags)
 
 ssize_t crew_send(int fd, const void *buf, size_t len, int flags)
 {
-	/* A socket's send buffer usually has room: try the non-blocking send
-	 * first, as a readiness-based runtime does, and go through the reactor
-	 * (suspending) only when it would block. Cancellation points and
-	 * deadline scopes keep their meaning: they are checked first. */
-	crew__worker *w;
-	crew_task *t;
-	int rc = crew__suspend_begin(&w, &t);
-	if (rc)
-		return rc;
-	if (CREW_LIKELY(t->scope == NULL) || crew_now() < t->scope->effective) {
-		ssize_t n = send(fd, buf, len, flags | MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ENOTSOCK)
-			return -errno;
-	}
 	crew__io_op op = io_op(CREW_IO_SEND, fd, (void *)buf, len, 0);
 	op.flags = flags;
 	return crew__io_run(&op);

@@ -29,6 +29,7 @@
 #include "wait.h"
 #include "io.h"
 #include <errno.h>
+#include <sys/socket.h>
 
 void crew__io_complete(crew__io_op *op, int res)
 {
@@ -100,6 +101,27 @@ static bool io_settled(crew__io_op *op)
 	       crew__load_acquire_32(&op->cancel_state) != CREW_IO_CANCEL_QUEUED;
 }
 
+/* A socket's data is often there already, and its send buffer has room:
+ * a receive or send is first tried without blocking, as a readiness-based
+ * runtime does, and goes through the reactor (suspending) only when it
+ * would block. Not a receive with MSG_WAITALL (it wants the whole length).
+ * Returns the result, or -EAGAIN: take the reactor's way. */
+static long io_try_now(const crew__io_op *op)
+{
+	ssize_t n;
+	if (op->kind == CREW_IO_SEND)
+		n = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+	else if (op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL))
+		n = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+	else
+		return -EAGAIN;
+	if (n >= 0)
+		return n;
+	if (errno == EWOULDBLOCK || errno == EINTR || errno == ENOTSOCK)
+		return -EAGAIN;
+	return -errno;
+}
+
 long crew__io_run(crew__io_op *op)
 {
 	crew__worker *w;
@@ -109,6 +131,9 @@ long crew__io_run(crew__io_op *op)
 		return rc;
 	if (CREW_UNLIKELY(t->scope != NULL) && crew_now() >= t->scope->effective)
 		return -ETIMEDOUT; /* the scope is over: nothing is submitted */
+	long now = io_try_now(op);
+	if (now != -EAGAIN)
+		return now;
 	crew__wait wt;
 	if ((rc = crew__wait_begin(&wt, w, t, UINT64_MAX)) != 0)
 		return rc;
