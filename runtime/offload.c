@@ -127,7 +127,7 @@ int crew_offload(crew_fn fn, void *arg, void **result)
 	crew__offload_pool *p = &rt->offload;
 	crew__offload_job job = { .fn = fn, .arg = arg, .task = self };
 	pthread_mutex_lock(&p->lock);
-	if (p->idle == 0 && p->nthreads < (p->limit ? p->limit : CREW_OFFLOAD_MAX)) {
+	if (p->idle == 0) { /* one more thread, unless at the limit (-EAGAIN) */
 		int err = offload_start_thread(rt);
 		if (err && p->nthreads == 0) { /* nobody could ever run it */
 			pthread_mutex_unlock(&p->lock);
