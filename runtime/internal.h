@@ -267,7 +267,6 @@ void *crew__worker_main(void *arg);
 void crew__worker_enqueue(crew__worker *w, crew_task *t);
 void crew__worker_yield(crew__worker *w, crew_task *t);
 void crew__schedule(crew_task *t, bool woken);
-void crew__worker_timer_added(crew__worker *w, uint64_t deadline, uint64_t prev_next);
 int64_t crew__tasks_unfinished(crew__runtime *rt);
 
 /* run.c */

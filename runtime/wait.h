@@ -88,8 +88,10 @@ static inline int crew__wait_arm_timer(crew__wait *wt, crew__worker *w, uint64_t
 	if (rc)
 		return rc;
 	wt->timed = true;
-	if (deadline < prev_next) /* a new earliest: maybe a parked worker must re-time */
-		crew__worker_timer_added(w, deadline, prev_next);
+	/* a new earliest: should we get stuck in a task before it, an idle
+	 * worker must be watching to take it over (worker.c) */
+	if (deadline < prev_next)
+		crew__idle_wake_watcher(crew__rt);
 	return 0;
 }
 

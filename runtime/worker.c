@@ -174,16 +174,6 @@ static void worker_poll(crew__worker *w)
 		worker_expire_timers(w, &w->timers, crew_now());
 }
 
-/* A task's timed wait armed a timer here: when it is this worker's new
- * earliest and no parked worker watches, one is woken to watch (should we
- * get stuck in a task before the deadline). */
-void crew__worker_timer_added(crew__worker *w, uint64_t deadline, uint64_t prev_next)
-{
-	(void)w;
-	if (deadline < prev_next)
-		crew__idle_wake_watcher(crew__rt);
-}
-
 /* ---- picking the next task ---- */
 
 /* A yielded task stays RUNNING while it sits on its worker's private yield
