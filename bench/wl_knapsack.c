@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 struct ks_in {
@@ -61,18 +62,45 @@ static const char *ks_check(struct batch_run *r)
 }
 
 /* Results are values >= -1 shifted by one (0: infeasible) or BATCH_ERROR. */
+
+/* One node, whatever forks its branches: true with *leaf set when it has
+ * none (infeasible, complete, or pruned by the bound), else its two
+ * branches. */
+static bool ks_expand(const struct karg *a, struct karg *without, struct karg *with, uint64_t *leaf)
+{
+	if (a->c < 0) {
+		*leaf = 0;
+		return true;
+	}
+	if (a->n == 0 || a->c == 0) {
+		*leaf = (uint64_t)a->v + 1;
+		return true;
+	}
+	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
+				    atomic_load_explicit(&best_so_far, memory_order_relaxed))) {
+		*leaf = 0;
+		return true;
+	}
+	*without = (struct karg){ a->e + 1, a->c, a->n - 1, a->v };
+	*with = (struct karg){ a->e + 1, a->c - a->e->weight, a->n - 1, a->v + a->e->value };
+	return false;
+}
+
+/* The better branch, published as the best so far. */
+static uint64_t ks_best(uint64_t w, uint64_t wo)
+{
+	uint64_t best = w > wo ? w : wo;
+	if (best > 0)
+		raise_best((int)best - 1);
+	return best;
+}
+
 static void *ks_task(void *arg)
 {
-	const struct karg *a = arg;
-	if (a->c < 0)
-		return batch_ptr(0);
-	if (a->n == 0 || a->c == 0)
-		return batch_ptr((uint64_t)a->v + 1);
-	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
-				    atomic_load_explicit(&best_so_far, memory_order_relaxed)))
-		return batch_ptr(0);
-	struct karg without = { a->e + 1, a->c, a->n - 1, a->v };
-	struct karg with = { a->e + 1, a->c - a->e->weight, a->n - 1, a->v + a->e->value };
+	struct karg without, with;
+	uint64_t leaf;
+	if (ks_expand(arg, &without, &with, &leaf))
+		return batch_ptr(leaf);
 	crew_task *t = crew_spawn(ks_task, &without);
 	if (!t)
 		return batch_ptr(BATCH_ERROR);
@@ -80,10 +108,7 @@ static void *ks_task(void *arg)
 	void *wo = NULL;
 	if (crew_join(t, &wo) != 0 || w == BATCH_ERROR || batch_u64(wo) == BATCH_ERROR)
 		return batch_ptr(BATCH_ERROR);
-	uint64_t best = w > batch_u64(wo) ? w : batch_u64(wo);
-	if (best > 0)
-		raise_best((int)best - 1);
-	return batch_ptr(best);
+	return batch_ptr(ks_best(w, batch_u64(wo)));
 }
 
 static void *ks_main(void *arg)
@@ -100,24 +125,14 @@ static void *ks_main(void *arg)
 #ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *ks_fork_task(void *arg)
 {
-	const struct karg *a = arg;
-	if (a->c < 0)
-		return batch_ptr(0);
-	if (a->n == 0 || a->c == 0)
-		return batch_ptr((uint64_t)a->v + 1);
-	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
-				    atomic_load_explicit(&best_so_far, memory_order_relaxed)))
-		return batch_ptr(0);
-	struct karg without = { a->e + 1, a->c, a->n - 1, a->v };
-	struct karg with = { a->e + 1, a->c - a->e->weight, a->n - 1, a->v + a->e->value };
+	struct karg without, with;
+	uint64_t leaf;
+	if (ks_expand(arg, &without, &with, &leaf))
+		return batch_ptr(leaf);
 	crew_frame f;
 	crew_fork(&f, ks_fork_task, &without);
 	uint64_t w = batch_u64(ks_fork_task(&with));
-	uint64_t wo = batch_u64(crew_sync(&f));
-	uint64_t best = w > wo ? w : wo;
-	if (best > 0)
-		raise_best((int)best - 1);
-	return batch_ptr(best);
+	return batch_ptr(ks_best(w, batch_u64(crew_sync(&f))));
 }
 
 static void *ks_fork_main(void *arg)

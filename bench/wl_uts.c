@@ -122,35 +122,31 @@ static void *u_fork_task(void *arg)
 {
 	const struct uarg *a = arg;
 	int k = kern_uts_children(a->t, &a->node);
-	uint64_t sum = 1;
-	if (k <= KIDS_ON_STACK) {
-		struct uarg kids[KIDS_ON_STACK];
-		crew_frame f[KIDS_ON_STACK];
-		for (int i = 0; i < k; i++) {
-			kids[i].t = a->t;
-			kern_uts_child(&a->node, i, &kids[i].node);
-			crew_fork(&f[i], u_fork_task, &kids[i]);
+	struct uarg kids_local[KIDS_ON_STACK];
+	crew_frame f_local[KIDS_ON_STACK];
+	struct uarg *kids = kids_local;
+	crew_frame *f = f_local;
+	if (k > KIDS_ON_STACK) { /* T3's root: 2000 children */
+		kids = malloc((size_t)k * sizeof *kids);
+		f = malloc((size_t)k * sizeof *f);
+		if (!kids || !f) {
+			free(kids);
+			free(f);
+			return batch_ptr(BATCH_ERROR);
 		}
-		while (k-- > 0)
-			sum += batch_u64(crew_sync(&f[k]));
-		return batch_ptr(sum);
-	}
-	struct uarg *kids = malloc((size_t)k * sizeof *kids);
-	crew_frame *f = malloc((size_t)k * sizeof *f);
-	if (!kids || !f) {
-		free(kids);
-		free(f);
-		return batch_ptr(BATCH_ERROR);
 	}
 	for (int i = 0; i < k; i++) {
 		kids[i].t = a->t;
 		kern_uts_child(&a->node, i, &kids[i].node);
 		crew_fork(&f[i], u_fork_task, &kids[i]);
 	}
-	while (k-- > 0)
+	uint64_t sum = 1;
+	while (k-- > 0) /* syncs in reverse order of the forks */
 		sum += batch_u64(crew_sync(&f[k]));
-	free(kids);
-	free(f);
+	if (kids != kids_local) {
+		free(kids);
+		free(f);
+	}
 	return batch_ptr(sum);
 }
 
