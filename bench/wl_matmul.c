@@ -64,33 +64,54 @@ static const char *mm_check(struct batch_run *r)
 	return kern_mm_check(in->A, in->B, in->C, (int)r->n) ? NULL : "wrong product";
 }
 
-static void *mm_task(void *arg)
+/* One step of the divide and conquer, whatever forks it: MM_LEAF (the
+ * block was multiplied here), MM_IN_TURN (the inner dimension was halved:
+ * x and y add into the same C, one after the other), or MM_TOGETHER (x and
+ * y write disjoint halves of C and may run in parallel). */
+enum mm_step { MM_LEAF, MM_IN_TURN, MM_TOGETHER };
+
+static enum mm_step mm_split(const struct marg *a, struct marg *x, struct marg *y)
 {
-	const struct marg *a = arg;
 	int m = a->m, n = a->n, p = a->p, ld = a->ld;
 	if (m <= KERN_MM_LEAF && n <= KERN_MM_LEAF && p <= KERN_MM_LEAF) {
 		kern_mm_leaf(a->A, a->B, a->C, m, n, p, ld);
-		return NULL;
+		return MM_LEAF;
 	}
-	struct marg x = *a, y = *a;
-	if (!(m >= n && m >= p) && n >= p) { /* the inner dimension: both halves add into C, in turn */
-		x.n = n / 2;
-		y.n = n - n / 2;
-		y.A += x.n;
-		y.B += (long)x.n * ld;
+	*x = *a;
+	*y = *a;
+	if (!(m >= n && m >= p) && n >= p) { /* the inner dimension */
+		x->n = n / 2;
+		y->n = n - n / 2;
+		y->A += x->n;
+		y->B += (long)x->n * ld;
+		return MM_IN_TURN;
+	}
+	if (m >= p) {
+		x->m = m / 2;
+		y->m = m - m / 2;
+		y->A += (long)x->m * ld;
+		y->C += (long)x->m * ld;
+	} else {
+		x->p = p / 2;
+		y->p = p - p / 2;
+		y->B += x->p;
+		y->C += x->p;
+	}
+	return MM_TOGETHER;
+}
+
+static void *mm_task(void *arg)
+{
+	struct marg x, y;
+	switch (mm_split(arg, &x, &y)) {
+	case MM_LEAF:
+		return NULL;
+	case MM_IN_TURN: {
 		void *e1 = mm_task(&x), *e2 = mm_task(&y);
 		return e1 ? e1 : e2;
 	}
-	if (m >= p) {
-		x.m = m / 2;
-		y.m = m - m / 2;
-		y.A += (long)x.m * ld;
-		y.C += (long)x.m * ld;
-	} else {
-		x.p = p / 2;
-		y.p = p - p / 2;
-		y.B += x.p;
-		y.C += x.p;
+	case MM_TOGETHER:
+		break;
 	}
 	crew_task *t = crew_spawn(mm_task, &x);
 	if (!t)
@@ -114,32 +135,16 @@ static void *mm_main(void *arg)
 #ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *mm_fork_task(void *arg)
 {
-	const struct marg *a = arg;
-	int m = a->m, n = a->n, p = a->p, ld = a->ld;
-	if (m <= KERN_MM_LEAF && n <= KERN_MM_LEAF && p <= KERN_MM_LEAF) {
-		kern_mm_leaf(a->A, a->B, a->C, m, n, p, ld);
+	struct marg x, y;
+	switch (mm_split(arg, &x, &y)) {
+	case MM_LEAF:
 		return NULL;
-	}
-	struct marg x = *a, y = *a;
-	if (!(m >= n && m >= p) && n >= p) {
-		x.n = n / 2;
-		y.n = n - n / 2;
-		y.A += x.n;
-		y.B += (long)x.n * ld;
+	case MM_IN_TURN:
 		mm_fork_task(&x);
 		mm_fork_task(&y);
 		return NULL;
-	}
-	if (m >= p) {
-		x.m = m / 2;
-		y.m = m - m / 2;
-		y.A += (long)x.m * ld;
-		y.C += (long)x.m * ld;
-	} else {
-		x.p = p / 2;
-		y.p = p - p / 2;
-		y.B += x.p;
-		y.C += x.p;
+	case MM_TOGETHER:
+		break;
 	}
 	crew_frame f;
 	crew_fork(&f, mm_fork_task, &x);
