@@ -38,8 +38,8 @@
  *             (crew_future_new/set/await/release per message, two per round).
  *   yield     two tasks call crew_yield() n/2 times each (n yields in total);
  *             adds "ns_per_switch" = seconds / n. Meant for --workers 1.
- *   fib-fork  fib(n) with crew_fork/crew_sync per call (default n 30);
- *             fib-serial: the same recursion as a plain C function.
+ *   fib-serial  fib(n) as a plain recursive C function (noinline: a call per
+ *             node), the serial baseline of `fib --runtime crew-fork`.
  *   pfor      n element visits: n / 2^20 sums of a 2^20-element uint64 array
  *             with crew_parallel_for; pfor-serial: the plain loop.
  *
@@ -375,27 +375,7 @@ static void *yield_main(void *arg)
 }
 
 
-/* ---- fork-join: fib-fork, fib-serial, pfor, pfor-serial ------------------ */
-
-/* fib(n) with crew_fork/crew_sync per call (the Lace/Cilk benchmark). */
-static void *fib_fork_task(void *arg)
-{
-	uint64_t n = u64_of(arg);
-	if (n < 2)
-		return arg;
-	crew_frame f;
-	crew_fork(&f, fib_fork_task, ptr_of(n - 1));
-	uint64_t b = u64_of(fib_fork_task(ptr_of(n - 2)));
-	return ptr_of(u64_of(crew_sync(&f)) + b);
-}
-
-static void *fib_fork_main(void *arg)
-{
-	struct bench_ctx *ctx = enter(arg);
-	if (u64_of(fib_fork_task(ptr_of(ctx->n))) != fib_iterative(ctx->n))
-		ctx->failed = "fib-fork: wrong result";
-	return NULL;
-}
+/* ---- fork-join: fib-serial, pfor, pfor-serial ---------------------------- */
 
 /* The serial baseline: the same recursion as a plain C function. noinline and
  * the empty asm keep the compiler from turning it into a loop. */
@@ -473,7 +453,6 @@ static const struct workload workloads[] = {
 	{ "live", 100000, live_main, false },
 	{ "pingpong", 1000000, pingpong_main, false },
 	{ "yield", 10000000, yield_main, true },
-	{ "fib-fork", 30, fib_fork_main, false },
 	{ "fib-serial", 30, fib_serial_main, false },
 	{ "pfor", 200u << 20, pfor_main, false },
 	{ "pfor-serial", 200u << 20, pfor_serial_main, false },

@@ -20,7 +20,7 @@
  *   like crew_join; its worker meanwhile runs or steals other work. We
  *   measured leapfrogging (steal back from the thief's current deque and
  *   run those frames inline) against this: no difference within the noise
- *   of our loaded 2-CPU machine on fib-fork and pfor at 2 workers (steals are rare with lazy splitting:
+ *   of our loaded 2-CPU machine on fib (crew-fork) and pfor at 2 workers (steals are rare with lazy splitting:
  *   about ten per fib(35)), and in crew it is unsafe: the thief's current
  *   fiber need not be the one running our frame (fibers suspend and
  *   migrate), and running an unrelated frame inline can tie this task to a
