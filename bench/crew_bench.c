@@ -46,7 +46,7 @@
  * Exit status: 0 ok, 1 the workload failed or gave a wrong result, 2 usage.
  */
 #include <crew.h>
-#include "sim_no_guard.h" /* tests/: the seccomp filter of --guard-madvise off */
+#include "sim_kernel.h" /* tests/: the seccomp filter of --guard-madvise off */
 #include "batch.h"          /* the batch workloads (nqueens, uts, ...): bench/wl_*.c */
 
 #include <errno.h>

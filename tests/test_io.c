@@ -9,7 +9,7 @@
  */
 #include "internal.h" /* first: it defines _GNU_SOURCE; task states */
 #include "helpers.h"
-#include "sim_no_uring.h"
+#include "sim_kernel.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

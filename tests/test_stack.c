@@ -10,7 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "helpers.h"
-#include "sim_no_guard.h"
+#include "sim_kernel.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -33,7 +33,7 @@
 extern size_t crew__stack_guard_limit;
 extern size_t crew__stack_slab_limit;
 
-/* ---- a kernel without MADV_GUARD_INSTALL, simulated (sim_no_guard.c) ---- */
+/* ---- a kernel without MADV_GUARD_INSTALL, simulated (sim_kernel.c) ---- */
 
 
 static void child_block_guards(void)
