@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "io.h"
 #include <errno.h>
+#include <fcntl.h>
 
 static inline crew__io_op io_op(crew__io_kind kind, int fd, void *buf, size_t len, uint64_t off)
 {
@@ -135,6 +136,83 @@ int crew_fsync(int fd)
 {
 	crew__io_op op = io_op(CREW_IO_FSYNC, fd, NULL, 0, 0);
 	return (int)crew__io_run(&op);
+}
+
+int crew_fdatasync(int fd)
+{
+	crew__io_op op = io_op(CREW_IO_FSYNC, fd, NULL, 0, 0);
+	op.flags = CREW_IO_DATASYNC;
+	return (int)crew__io_run(&op);
+}
+
+ssize_t crew_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (!msg || (!msg->msg_iov && msg->msg_iovlen))
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_RECVMSG, fd, msg, 0, 0);
+	op.flags = flags;
+	return crew__io_run(&op);
+}
+
+ssize_t crew_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!msg || (!msg->msg_iov && msg->msg_iovlen))
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_SENDMSG, fd, (void *)msg, 0, 0);
+	op.flags = flags;
+	return crew__io_run(&op);
+}
+
+int crew_shutdown(int fd, int how)
+{
+	crew__io_op op = io_op(CREW_IO_SHUTDOWN, fd, NULL, 0, 0);
+	op.flags = how;
+	return (int)crew__io_run(&op);
+}
+
+int crew_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
+{
+	if (!path || !out)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_STATX, dirfd, (void *)path, 0, 0);
+	op.flags = flags;
+	op.mode = mask;
+	op.out = out;
+	return (int)crew__io_run(&op);
+}
+
+/* The flags splice(2) knows. SPLICE_F_NONBLOCK changes nothing here: the
+ * task suspends instead of blocking either way, so it is dropped. */
+#define CALLS_SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT)
+
+ssize_t crew_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+		    unsigned flags)
+{
+	if ((off_in && *off_in < 0) || (off_out && *off_out < 0) || (flags & ~CALLS_SPLICE_FLAGS))
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_SPLICE, fd_in, NULL, len, off_in ? (uint64_t)*off_in : UINT64_MAX);
+	op.fd2 = fd_out;
+	op.off2 = off_out ? (uint64_t)*off_out : UINT64_MAX;
+	op.flags = (int)(flags & ~(unsigned)SPLICE_F_NONBLOCK);
+	ssize_t n = crew__io_run(&op);
+	/* the backends take offsets by value: advance the caller's as splice(2) does */
+	if (n > 0 && off_in)
+		*off_in += n;
+	if (n > 0 && off_out)
+		*off_out += n;
+	return n;
+}
+
+ssize_t crew_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	if (offset && *offset < 0)
+		return -EINVAL;
+	crew__io_op op = io_op(CREW_IO_SENDFILE, in_fd, NULL, count, offset ? (uint64_t)*offset : UINT64_MAX);
+	op.fd2 = out_fd;
+	ssize_t n = crew__io_run(&op);
+	if (n > 0 && offset)
+		*offset += n;
+	return n;
 }
 
 int crew_poll(int fd, short events)

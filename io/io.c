@@ -113,6 +113,10 @@ static long io_try_now(const crew__io_op *op)
 		n = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
 	else if (op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL))
 		n = recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+	else if (op->kind == CREW_IO_SENDMSG)
+		n = sendmsg(op->fd, op->buf, op->flags | MSG_DONTWAIT);
+	else if (op->kind == CREW_IO_RECVMSG && !(op->flags & MSG_WAITALL))
+		n = recvmsg(op->fd, op->buf, op->flags | MSG_DONTWAIT);
 	else
 		return -EAGAIN;
 	if (n >= 0)
@@ -158,6 +162,10 @@ long crew__io_run(crew__io_op *op)
 	}
 	crew__wait_end(&wt);
 	int res = op->res;
+	/* An op our cancel interrupted rather than cancelled (a splice blocked
+	 * in io_uring's worker thread is woken by a signal) was cancelled too. */
+	if (res == -EINTR && how != CREW_WAIT_DONE)
+		res = -ECANCELED;
 	if (res == -ECANCELED && how == CREW_WAIT_TIMEDOUT)
 		res = -ETIMEDOUT;
 	return res;

@@ -39,19 +39,29 @@ struct iovec;
 struct sockaddr;
 
 typedef enum crew__io_kind {
-	CREW_IO_READ,    /* fd, buf, len, off (UINT64_MAX: current position) */
+	CREW_IO_READ,     /* fd, buf, len, off (UINT64_MAX: current position) */
 	CREW_IO_WRITE,
-	CREW_IO_READV,   /* fd, iov, len = iovcnt, off */
+	CREW_IO_READV,    /* fd, iov, len = iovcnt, off */
 	CREW_IO_WRITEV,
-	CREW_IO_RECV,    /* fd, buf, len, flags */
+	CREW_IO_RECV,     /* fd, buf, len, flags */
 	CREW_IO_SEND,
-	CREW_IO_ACCEPT,  /* fd, addr, addrlen, flags */
-	CREW_IO_CONNECT, /* fd, addr, len = addrlen */
-	CREW_IO_CLOSE,   /* fd */
-	CREW_IO_OPENAT,  /* fd = dirfd, path, flags, mode */
-	CREW_IO_FSYNC,   /* fd */
-	CREW_IO_POLL,    /* fd, flags = poll events; res = revents */
+	CREW_IO_ACCEPT,   /* fd, addr, addrlen, flags */
+	CREW_IO_CONNECT,  /* fd, addr, len = addrlen */
+	CREW_IO_CLOSE,    /* fd */
+	CREW_IO_OPENAT,   /* fd = dirfd, path, flags, mode */
+	CREW_IO_FSYNC,    /* fd, flags: CREW_IO_DATASYNC (fdatasync) */
+	CREW_IO_POLL,     /* fd, flags = poll events; res = revents */
+	CREW_IO_RECVMSG,  /* fd, buf = msghdr, flags; off: bytes so far (MSG_WAITALL, nowait.c) */
+	CREW_IO_SENDMSG,  /* fd, buf = msghdr, flags */
+	CREW_IO_SHUTDOWN, /* fd, flags = how */
+	CREW_IO_STATX,    /* fd = dirfd, buf = path, flags, mode = mask, out = struct statx */
+	CREW_IO_SPLICE,   /* fd = in, off (UINT64_MAX: none), fd2 = out, off2, len, flags */
+	CREW_IO_SENDFILE, /* fd = in, off (UINT64_MAX: the file position), fd2 = out, len */
+	CREW_IO_KINDS
 } crew__io_kind;
+
+/* crew__io_op.flags of CREW_IO_FSYNC */
+enum { CREW_IO_DATASYNC = 1 };
 
 typedef struct crew__io_op {
 	/* the request (set by the caller before submit) */
@@ -64,6 +74,9 @@ typedef struct crew__io_op {
 	uint64_t off;
 	struct sockaddr *addr;
 	unsigned *addrlen;         /* socklen_t */
+	int fd2;                   /* splice, sendfile: the output fd */
+	uint64_t off2;             /* splice: the output offset (UINT64_MAX: none) */
+	void *out;                 /* statx: the struct statx to fill */
 	/* the waiter (io.c) */
 	struct crew_task *task;
 	uint32_t seq;              /* the task's wait (wait.h) */

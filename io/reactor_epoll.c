@@ -7,8 +7,13 @@
  * op on its fd's list and arms the fd in the worker's epoll set
  * (EPOLLONESHOT, data = the fd); when the fd is ready, the ops whose interest
  * it meets are tried again. Regular files cannot be polled: their reads and
- * writes, open, close and fsync run at once on the worker's thread (blocking
- * it for the duration of the syscall, as page-cache I/O does anywhere).
+ * writes, open, close, fsync, fdatasync and statx run at once on the worker's
+ * thread (blocking it for the duration of the syscall, as page-cache I/O
+ * does anywhere). The message calls, shutdown, fsync, statx, splice and
+ * sendfile are tried by nowait.c (shared with the io_uring backend's
+ * emulation); a splice or sendfile waits for its input to become readable
+ * or for its output (op->fd2) to become writable: it is parked on that fd
+ * (EP_FD2), and moves when the other one is the next to wait for.
  * cancel() unlinks a parked op and completes it with -ECANCELED: an op is
  * only ever executed by this thread, so nothing touches its buffer later.
  * Timers: the blocking epoll_wait's timeout, rounded up to the millisecond
@@ -20,7 +25,7 @@
  * non-blocking for the duration of the call. Prefer O_NONBLOCK fds.
  */
 #define _GNU_SOURCE
-#include "reactor.h"
+#include "nowait.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,12 +40,12 @@
 
 uint64_t crew_now(void);
 
-/* try() results that are not a final result */
-#define EP_WAIT_IN (-100000)
-#define EP_WAIT_OUT (-100001)
+/* try() results that are not a final result (nowait.h) */
+#define EP_WAIT_IN CREW_IO_WAIT_IN
+#define EP_WAIT_OUT CREW_IO_WAIT_OUT
 
-/* crew__io_op.be_flags */
-enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8 };
+/* crew__io_op.be_flags; EP_FD2: parked on op->fd2 (splice, sendfile) */
+enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8, EP_FD2 = 16 };
 
 typedef struct ep_fd {
 	crew__io_op *head; /* ops parked on this fd, FIFO */
@@ -151,32 +156,14 @@ static int ep_rw(crew__io_op *op, bool write, bool ready)
 	return ep_again(res) ? (write ? EP_WAIT_OUT : EP_WAIT_IN) : res;
 }
 
-/* Make fd non-blocking for a call (accept, connect); *saved: its flags. */
-static int ep_nonblock(int fd, int *saved)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -errno;
-	*saved = fl;
-	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-		return -errno;
-	return 0;
-}
-
-static void ep_restore(int fd, int saved)
-{
-	if (!(saved & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, saved);
-}
-
 static int ep_accept(crew__io_op *op)
 {
-	int saved = O_NONBLOCK, rc = ep_nonblock(op->fd, &saved);
+	int saved = O_NONBLOCK, rc = crew__io_nonblock(op->fd, &saved);
 	if (rc)
 		return rc;
 	rc = accept4(op->fd, op->addr, (socklen_t *)op->addrlen, op->flags);
 	rc = rc < 0 ? -errno : rc;
-	ep_restore(op->fd, saved);
+	crew__io_restore(op->fd, saved);
 	return ep_again(rc) ? EP_WAIT_IN : rc;
 }
 
@@ -189,11 +176,11 @@ static int ep_connect(crew__io_op *op)
 			return -errno;
 		return err == EINPROGRESS || err == EALREADY ? EP_WAIT_OUT : -err;
 	}
-	int saved = O_NONBLOCK, rc = ep_nonblock(op->fd, &saved);
+	int saved = O_NONBLOCK, rc = crew__io_nonblock(op->fd, &saved);
 	if (rc)
 		return rc;
 	rc = connect(op->fd, op->addr, (socklen_t)op->len) == 0 ? 0 : -errno;
-	ep_restore(op->fd, saved);
+	crew__io_restore(op->fd, saved);
 	if (rc == -EINPROGRESS || rc == -EAGAIN) {
 		op->be_flags |= EP_CONNECTING;
 		return EP_WAIT_OUT;
@@ -259,8 +246,6 @@ static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 		int fd = openat(op->fd, op->buf, op->flags, (mode_t)op->mode);
 		return fd < 0 ? -errno : fd;
 	}
-	case CREW_IO_FSYNC:
-		return fsync(op->fd) == 0 ? 0 : -errno;
 	case CREW_IO_POLL: {
 		struct pollfd p = { op->fd, (short)op->flags, 0 };
 		int n = poll(&p, 1, 0);
@@ -271,8 +256,31 @@ static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 		return n ? p.revents : (op->flags & POLLOUT) && !(op->flags & POLLIN) ? EP_WAIT_OUT :
 								      EP_WAIT_IN;
 	}
+	case CREW_IO_FSYNC:
+	case CREW_IO_RECVMSG:
+	case CREW_IO_SENDMSG:
+	case CREW_IO_SHUTDOWN:
+	case CREW_IO_STATX:
+	case CREW_IO_SPLICE:
+	case CREW_IO_SENDFILE:
+		return crew__io_try_nowait(op);
+	case CREW_IO_KINDS:
+		break;
 	}
 	return -EINVAL;
+}
+
+/* The fd op is parked on. */
+static int ep_op_fd(const crew__io_op *op)
+{
+	return op->be_flags & EP_FD2 ? op->fd2 : op->fd;
+}
+
+/* Record what op waits for: the wait result `res` of a try. */
+static void ep_set_wait(crew__io_op *op, int res)
+{
+	op->be_flags &= ~(uint32_t)(EP_IN | EP_OUT | EP_FD2);
+	op->be_flags |= (res == EP_WAIT_IN ? EP_IN : EP_OUT) | (res == CREW_IO_WAIT_OUT2 ? EP_FD2 : 0);
 }
 
 /* (Re-)arm fd for the union of its parked ops' interests. 0 or -errno. */
@@ -295,35 +303,33 @@ static int ep_arm(crew__epoll *e, int fd, ep_fd *s)
 	return 0;
 }
 
-static int ep_submit(crew__reactor *r, crew__io_op *op)
+/* Park op, whose try said `res` (a wait), on the fd it waits for (unless
+ * its wait is recorded already). 0: parked, or completed (a regular file
+ * cannot be polled: it ran at once); else -errno, and it is neither. */
+static int ep_park(crew__epoll *e, crew__io_op *op, int res)
 {
-	crew__epoll *e = r->impl;
-	op->be_flags = 0;
-	int res = ep_try(e, op, false);
-	if (res != EP_WAIT_IN && res != EP_WAIT_OUT) {
-		crew__io_complete(op, res);
-		return 0;
-	}
-	if (op->fd < 0)
-		return -EBADF;
-	ep_fd *s = ep_slot(e, op->fd);
-	if (!s)
-		return -ENOMEM;
 	if (op->kind == CREW_IO_POLL) /* whatever the caller asked for */
 		op->be_flags |= (op->flags & POLLIN ? EP_IN : 0) | (op->flags & POLLOUT ? EP_OUT : 0);
 	if (!(op->be_flags & (EP_IN | EP_OUT)))
-		op->be_flags |= res == EP_WAIT_IN ? EP_IN : EP_OUT;
+		ep_set_wait(op, res);
+	int fd = ep_op_fd(op);
+	if (fd < 0)
+		return -EBADF;
+	ep_fd *s = ep_slot(e, fd);
+	if (!s)
+		return -ENOMEM;
 	op->next = NULL;
 	crew__io_op **pp = &s->head;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = op;
-	int rc = ep_arm(e, op->fd, s);
+	int rc = ep_arm(e, fd, s);
 	if (rc) {
 		*pp = NULL; /* not parked: the caller gets the error */
 		if (rc == -EPERM) { /* a regular file: cannot be polled, run it */
 			op->be_flags |= EP_NOWAIT_NO;
-			crew__io_complete(op, ep_try(e, op, true));
+			res = ep_try(e, op, true);
+			crew__io_complete(op, crew__io_waiting(res) ? -EAGAIN : res);
 			return 0;
 		}
 		return rc;
@@ -332,11 +338,24 @@ static int ep_submit(crew__reactor *r, crew__io_op *op)
 	return 0;
 }
 
+static int ep_submit(crew__reactor *r, crew__io_op *op)
+{
+	crew__epoll *e = r->impl;
+	op->be_flags = 0;
+	int res = ep_try(e, op, false);
+	if (!crew__io_waiting(res)) {
+		crew__io_complete(op, res);
+		return 0;
+	}
+	return ep_park(e, op, res);
+}
+
 static void ep_unlink(crew__epoll *e, crew__io_op *op)
 {
-	if (op->fd < 0 || (size_t)op->fd >= e->nfds)
+	int fd = ep_op_fd(op);
+	if (fd < 0 || (size_t)fd >= e->nfds)
 		return;
-	for (crew__io_op **pp = &e->fds[op->fd].head; *pp; pp = &(*pp)->next) {
+	for (crew__io_op **pp = &e->fds[fd].head; *pp; pp = &(*pp)->next) {
 		if (*pp == op) {
 			*pp = op->next;
 			e->parked--;
@@ -363,16 +382,23 @@ static void ep_dispatch(crew__epoll *e, int fd, uint32_t events)
 		return;
 	ep_fd *s = &e->fds[fd];
 	bool all = events & (EPOLLERR | EPOLLHUP);
-	crew__io_op **pp = &s->head;
+	crew__io_op **pp = &s->head, *movers = NULL;
 	while (*pp) {
 		crew__io_op *op = *pp;
 		bool want = all || ((op->be_flags & EP_IN) && (events & EPOLLIN)) ||
 			    ((op->be_flags & EP_OUT) && (events & EPOLLOUT));
 		int res = want ? ep_try(e, op, true) : EP_WAIT_IN;
-		if (res == EP_WAIT_IN || res == EP_WAIT_OUT) {
-			if (want && op->kind != CREW_IO_POLL)
-				op->be_flags = (op->be_flags & ~(uint32_t)(EP_IN | EP_OUT)) |
-					       (res == EP_WAIT_IN ? EP_IN : EP_OUT);
+		if (crew__io_waiting(res)) {
+			if (want && op->kind != CREW_IO_POLL) {
+				ep_set_wait(op, res);
+				if (ep_op_fd(op) != fd) { /* now waits for its other fd */
+					*pp = op->next;
+					e->parked--;
+					op->next = movers;
+					movers = op;
+					continue;
+				}
+			}
 			pp = &op->next;
 			continue;
 		}
@@ -390,6 +416,13 @@ static void ep_dispatch(crew__epoll *e, int fd, uint32_t events)
 			crew__io_complete(p, rc);
 			p = next;
 		}
+	}
+	/* parked on their other fd last: ep_slot may move e->fds (and s) */
+	while (movers) {
+		crew__io_op *op = movers;
+		movers = op->next;
+		if ((rc = ep_park(e, op, 0)) != 0)
+			crew__io_complete(op, rc);
 	}
 }
 

@@ -15,8 +15,21 @@
  * A full submission queue is flushed and retried; when the kernel takes no
  * more (e.g. -EBUSY while completions wait), the op waits on a backlog that
  * every poll retries: never dropped.
+ *
+ * Emulated ops: sendfile (io_uring has no opcode for it; two splices through
+ * a pipe would need a pipe per call and strand bytes in it when the second
+ * one fails or is cancelled), the kinds whose opcode the kernel lacks (the
+ * probe, reactor_uring_setup.c), and a splice the kernel answered -EAGAIN
+ * (an O_NONBLOCK pipe or socket: io_uring does not wait for readiness on a
+ * splice). Such an op runs as the epoll backend runs it: a non-blocking
+ * attempt on this thread (nowait.c), and while its fd is not ready, an
+ * IORING_OP_POLL_ADD for it under the op's own user_data, whose completion
+ * means "try again" (after the reap: the retry list). A cancel finds the poll
+ * like any op; one that comes between two polls (the first fired, the cancel
+ * found nothing) is seen by the flag it leaves: the op is not armed again.
  */
 #include "reactor_uring.h"
+#include "nowait.h"
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -46,6 +59,12 @@ static unsigned uring_len(size_t len)
 
 static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
 {
+	if (CREW_UNLIKELY(op->be_flags & CREW_URING_EMULATED)) {
+		int fd = op->be_flags & CREW_URING_POLL_FD2 ? op->fd2 : op->fd;
+		io_uring_prep_poll_add(sqe, fd, op->be_flags & CREW_URING_POLL_OUT ? POLLOUT : POLLIN);
+		io_uring_sqe_set_data(sqe, op);
+		return;
+	}
 	switch (op->kind) {
 	case CREW_IO_READ:
 		io_uring_prep_read(sqe, op->fd, op->buf, uring_len(op->len), op->off);
@@ -78,10 +97,31 @@ static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
 		io_uring_prep_openat(sqe, op->fd, op->buf, op->flags, op->mode);
 		break;
 	case CREW_IO_FSYNC:
-		io_uring_prep_fsync(sqe, op->fd, 0);
+		io_uring_prep_fsync(sqe, op->fd,
+				    op->flags & CREW_IO_DATASYNC ? IORING_FSYNC_DATASYNC : 0);
 		break;
 	case CREW_IO_POLL:
 		io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
+		break;
+	case CREW_IO_RECVMSG:
+		io_uring_prep_recvmsg(sqe, op->fd, op->buf, (unsigned)op->flags);
+		break;
+	case CREW_IO_SENDMSG:
+		io_uring_prep_sendmsg(sqe, op->fd, op->buf, (unsigned)op->flags);
+		break;
+	case CREW_IO_SHUTDOWN:
+		io_uring_prep_shutdown(sqe, op->fd, op->flags);
+		break;
+	case CREW_IO_STATX:
+		io_uring_prep_statx(sqe, op->fd, op->buf, op->flags, op->mode, op->out);
+		break;
+	case CREW_IO_SPLICE: /* UINT64_MAX offsets are -1: none */
+		io_uring_prep_splice(sqe, op->fd, (int64_t)op->off, op->fd2, (int64_t)op->off2,
+				     uring_len(op->len), (unsigned)op->flags);
+		break;
+	case CREW_IO_SENDFILE: /* never here: always emulated (u->emulated) */
+	case CREW_IO_KINDS:
+		io_uring_prep_nop(sqe);
 		break;
 	}
 	io_uring_sqe_set_data(sqe, op);
@@ -150,24 +190,57 @@ static void uring_forget_cancel(crew__uring *u, uint64_t key)
 			u->cancel_keys[i--] = u->cancel_keys[--u->ncancel];
 }
 
+/* Give op an SQE, or put it on the backlog. */
+static void uring_queue(crew__reactor *r, crew__uring *u, crew__io_op *op)
+{
+	struct io_uring_sqe *sqe = u->backlog_head ? NULL : uring_sqe(u);
+	if (!sqe) {
+		op->be_flags |= CREW_URING_BACKLOG;
+		backlog_push(u, op);
+		return;
+	}
+	uring_prep(sqe, op);
+	r->pending = true;
+}
+
+/* An emulated op's next attempt: it ends (completed), or waits for its fd
+ * again (a poll). */
+static void uring_emul_step(crew__reactor *r, crew__uring *u, crew__io_op *op)
+{
+	int res = crew__io_try_nowait(op);
+	if (!crew__io_waiting(res)) {
+		crew__io_complete(op, res);
+		return;
+	}
+	op->be_flags = CREW_URING_EMULATED | (res == CREW_IO_WAIT_IN ? 0 : CREW_URING_POLL_OUT) |
+		       (res == CREW_IO_WAIT_OUT2 ? CREW_URING_POLL_FD2 : 0);
+	uring_queue(r, u, op);
+}
+
+/* A completion that is a step of op, not its end: its poll found the fd
+ * ready (an emulated op), or a splice met an O_NONBLOCK fd (-EAGAIN). */
+static bool uring_step(const crew__io_op *op, int res)
+{
+	if (op->be_flags & CREW_URING_EMULATED)
+		return res >= 0; /* revents; an error (-ECANCELED, -EBADF) ends it */
+	return res == -EAGAIN && op->kind == CREW_IO_SPLICE;
+}
+
 static int uring_submit(crew__reactor *r, crew__io_op *op)
 {
 	crew__uring *u = r->impl;
 	op->be_flags = 0;
-	struct io_uring_sqe *sqe = u->backlog_head ? NULL : uring_sqe(u);
-	if (!sqe) {
-		op->be_flags = CREW_URING_BACKLOG;
-		backlog_push(u, op);
-		return 0;
-	}
-	uring_prep(sqe, op);
-	r->pending = true;
+	if (CREW_UNLIKELY(u->emulated & (1u << op->kind)))
+		uring_emul_step(r, u, op); /* tried at once, as the epoll backend does */
+	else
+		uring_queue(r, u, op);
 	return 0;
 }
 
 static void uring_cancel(crew__reactor *r, crew__io_op *op)
 {
 	crew__uring *u = r->impl;
+	op->be_flags |= CREW_URING_CANCELLING; /* not armed again (uring_reap's retries) */
 	if (op->be_flags & CREW_URING_BACKLOG) {
 		/* never reached the kernel: unlink it and complete it here */
 		crew__io_op **pp = &u->backlog_head, *prev = NULL;
@@ -226,7 +299,11 @@ static bool uring_arm(crew__uring *u, uint64_t deadline)
 	return true;
 }
 
-static int uring_reap(crew__uring *u)
+/* -ERESTARTSYS, a kernel-internal errno: a splice that io_uring's worker
+ * thread ran leaks it when our cancel interrupts it. It is an -EINTR. */
+#define URING_ERESTARTSYS 512
+
+static int uring_reap(crew__reactor *r, crew__uring *u)
 {
 	int n = 0;
 	unsigned head;
@@ -244,15 +321,31 @@ static int uring_reap(crew__uring *u)
 			break;
 		case CREW_UD_CANCEL:
 			break; /* the cancelled op completes with its own CQE */
-		default:
+		default: {
+			crew__io_op *op = (crew__io_op *)(uintptr_t)cqe->user_data;
+			int res = cqe->res == -URING_ERESTARTSYS ? -EINTR : cqe->res;
 			if (CREW_UNLIKELY(u->ncancel))
 				uring_forget_cancel(u, cqe->user_data);
-			crew__io_complete((crew__io_op *)(uintptr_t)cqe->user_data, cqe->res);
+			if (CREW_UNLIKELY(uring_step(op, res))) {
+				op->next = u->retry; /* tried once the CQ is consumed */
+				u->retry = op;
+			} else {
+				crew__io_complete(op, res);
+			}
 			break;
+		}
 		}
 		n++;
 	}
 	io_uring_cq_advance(&u->ring, (unsigned)n);
+	while (CREW_UNLIKELY(u->retry != NULL)) {
+		crew__io_op *op = u->retry;
+		u->retry = op->next;
+		if (op->be_flags & CREW_URING_CANCELLING)
+			crew__io_complete(op, -ECANCELED);
+		else
+			uring_emul_step(r, u, op);
+	}
 	return n;
 }
 
@@ -283,7 +376,7 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
 		(void)io_uring_get_events(&u->ring); /* errors: the next poll retries */
 	}
-	int n = uring_reap(u);
+	int n = uring_reap(r, u);
 	if (u->backlog_head || u->ncancel)
 		uring_drain_backlog(r, u);
 	return n;

@@ -14,8 +14,17 @@
 
 /* user_data tags (never the address of a record) */
 enum { CREW_UD_WAKE = 1, CREW_UD_TIMEOUT = 2, CREW_UD_CANCEL = 3 };
-/* crew__io_op.be_flags */
-enum { CREW_URING_BACKLOG = 1 };
+/* crew__io_op.be_flags. EMULATED: the op runs as non-blocking attempts
+ * (nowait.c) between polls of its fd (reactor_uring.c); POLL_*: what the
+ * next poll waits for; CANCELLING: a cancel was asked for (an emulated op
+ * is not armed again). */
+enum {
+	CREW_URING_BACKLOG = 1,
+	CREW_URING_EMULATED = 2,
+	CREW_URING_POLL_OUT = 4, /* else POLLIN */
+	CREW_URING_POLL_FD2 = 8, /* on op->fd2, else op->fd */
+	CREW_URING_CANCELLING = 16,
+};
 
 typedef struct crew__uring {
 	struct io_uring ring;
@@ -27,7 +36,13 @@ typedef struct crew__uring {
 	crew__io_op *backlog_head, *backlog_tail; /* ops that found no SQE yet */
 	uint64_t *cancel_keys;      /* cancel requests that found no SQE yet */
 	size_t ncancel, cancel_cap;
+	uint32_t emulated;          /* 1 << kind: kinds run as emulated ops */
+	crew__io_op *retry;         /* emulated ops to try again after a reap */
 } crew__uring;
+
+/* Tests: kinds to run as emulated ops as if the kernel lacked their opcode
+ * (set before crew_run; only kinds nowait.c handles take effect). */
+extern uint32_t crew__uring_force_emulate;
 
 int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud);
 void crew__uring_fini(crew__reactor *r);

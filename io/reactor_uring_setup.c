@@ -1,9 +1,40 @@
 /* reactor_uring_setup.c - creating and destroying a worker's ring. */
 #include "reactor_uring.h"
+#include "nowait.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+uint32_t crew__uring_force_emulate;
+
+_Static_assert(CREW_IO_KINDS <= 32, "crew__uring.emulated holds a bit per kind");
+
+/* The kinds this ring runs as emulated ops (reactor_uring.c): sendfile, which
+ * has no opcode, and those whose opcode the kernel lacks (Linux 5.6 has no
+ * SPLICE, 5.10 no SHUTDOWN; no probe at all: assume none of them). */
+static uint32_t uring_emulated_kinds(struct io_uring *ring)
+{
+	static const struct {
+		crew__io_kind kind;
+		int opcode;
+	} ops[] = {
+		{ CREW_IO_FSYNC, IORING_OP_FSYNC },       { CREW_IO_RECVMSG, IORING_OP_RECVMSG },
+		{ CREW_IO_SENDMSG, IORING_OP_SENDMSG },   { CREW_IO_SHUTDOWN, IORING_OP_SHUTDOWN },
+		{ CREW_IO_STATX, IORING_OP_STATX },       { CREW_IO_SPLICE, IORING_OP_SPLICE },
+	};
+	uint32_t kinds = 1u << CREW_IO_SENDFILE;
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!probe || !io_uring_opcode_supported(probe, ops[i].opcode))
+			kinds |= 1u << ops[i].kind;
+	if (probe)
+		io_uring_free_probe(probe);
+	for (unsigned k = 0; k < CREW_IO_KINDS; k++)
+		if ((crew__uring_force_emulate & (1u << k)) && crew__io_nowait_kind((crew__io_kind)k))
+			kinds |= 1u << k;
+	return kinds;
+}
 
 int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 {
@@ -36,6 +67,7 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	/* A forked child must not share the ring with us (run.c, fork). Best
 	 * effort: the child's crew calls fail without it anyway. */
 	(void)io_uring_ring_dontfork(&u->ring);
+	u->emulated = uring_emulated_kinds(&u->ring);
 	r->impl = u;
 	return 0;
 }

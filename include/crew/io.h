@@ -23,10 +23,16 @@
  * Backends: crew_run picks io_uring, else epoll (a one-line notice on stderr
  * says why io_uring is unavailable, e.g. a container's seccomp profile);
  * CREW_BACKEND=io_uring or =epoll in the environment forces one. With epoll,
- * reads and writes of regular files, openat, close and fsync run on the
- * worker's thread (blocking it for the syscall), sockets and pipes wait for
- * readiness; a blocking fd is best made O_NONBLOCK (a plain read after
- * readiness could block the worker if another thread drains the fd first).
+ * reads and writes of regular files, openat, close, fsync, fdatasync, statx
+ * and shutdown run on the worker's thread (blocking it for the syscall),
+ * sockets and pipes wait for readiness; a blocking fd is best made O_NONBLOCK
+ * (a plain read after readiness could block the worker if another thread
+ * drains the fd first). Both backends run crew_sendfile that way (io_uring
+ * has no sendfile operation): the file is read on the worker's thread, and
+ * the task waits for room on out_fd. crew_splice and crew_sendfile make
+ * their fds O_NONBLOCK for the duration of each attempt there, as accept
+ * and connect do with epoll (another thread sharing such an fd may see
+ * EAGAIN meanwhile).
  *
  * Progress: an operation belongs to the worker whose task submitted it; that
  * worker reaps its completion when it runs out of tasks, when it parks, and
@@ -78,6 +84,33 @@ CREW_API ssize_t crew_recv(int fd, void *buf, size_t len, int flags);
 CREW_API ssize_t crew_send(int fd, const void *buf, size_t len, int flags);
 
 /**
+ * crew_recvmsg - recvmsg(2): a count (0: the peer shut down) gathered into
+ * msg's iovecs; msg_name, msg_control (ancillary data: fds passed with
+ * SCM_RIGHTS are the caller's, MSG_CMSG_CLOEXEC marks them close-on-exec),
+ * msg_namelen, msg_controllen and msg_flags are filled as recvmsg fills them.
+ * MSG_WAITALL on a stream socket waits for all the iovecs hold (less at end
+ * of file or on an error after a part: the part). `msg`, its iovecs, buffers,
+ * name and control buffer are the kernel's until return. -EINVAL when `msg`
+ * is NULL or has iovecs but no msg_iov; -EBADF, -ENOTSOCK, -EMSGSIZE
+ * (more than IOV_MAX iovecs), -ECONNRESET...
+ */
+CREW_API ssize_t crew_recvmsg(int fd, struct msghdr *msg, int flags);
+/**
+ * crew_sendmsg - sendmsg(2) of msg's iovecs, with its name (unconnected
+ * datagram sockets) and ancillary data (SCM_RIGHTS: the fds stay the
+ * caller's); `flags` as sendmsg's (MSG_NOSIGNAL...). A count, possibly
+ * partial on a stream. -EINVAL (NULL `msg`, or iovecs but no msg_iov; a bad
+ * control message), -EBADF, -ENOTSOCK, -EPIPE, -EMSGSIZE...
+ */
+CREW_API ssize_t crew_sendmsg(int fd, const struct msghdr *msg, int flags);
+/**
+ * crew_shutdown - shutdown(2): SHUT_RD, SHUT_WR (the peer reads end of file
+ * once it has read what was sent) or SHUT_RDWR. The fd stays open (close it
+ * with crew_close). 0; -EINVAL (bad `how`), -EBADF, -ENOTSOCK, -ENOTCONN.
+ */
+CREW_API int crew_shutdown(int fd, int how);
+
+/**
  * crew_write_all, crew_send_all - write (send) all `len` bytes, looping over
  * partial writes. Return `len`, or the negative errno of the first failing
  * call (-ECANCELED, -ETIMEDOUT, -EPIPE...): how much went out before it is
@@ -105,6 +138,48 @@ CREW_API int crew_close(int fd);
 CREW_API int crew_openat(int dirfd, const char *path, int flags, mode_t mode);
 /** crew_fsync - fsync(2). */
 CREW_API int crew_fsync(int fd);
+/**
+ * crew_fdatasync - fdatasync(2): the file's data (and the metadata needed to
+ * read it back, such as its size) on stable storage. 0; -EBADF, -EINVAL (an
+ * fd that cannot be synced: a pipe, a socket), -EIO, -ENOSPC...
+ */
+CREW_API int crew_fdatasync(int fd);
+
+struct statx; /* <sys/stat.h> with _GNU_SOURCE, or <linux/stat.h> */
+/**
+ * crew_statx - statx(2): fills `*out` for `path` relative to `dirfd`
+ * (AT_FDCWD, or a directory fd; `path` "" with AT_EMPTY_PATH in `flags`: the
+ * fd itself), asking for the fields in `mask` (STATX_SIZE, STATX_BASIC_STATS
+ * ...; out->stx_mask says which were filled). `flags`: AT_SYMLINK_NOFOLLOW,
+ * AT_EMPTY_PATH, AT_STATX_*. `path` and `out` are the kernel's until return.
+ * 0; -EINVAL when `path` or `out` is NULL (or bad flags); -ENOENT, -ENOTDIR,
+ * -EACCES, -EBADF (a bad dirfd with a relative path)...
+ */
+CREW_API int crew_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
+
+/**
+ * crew_splice - splice(2): move up to `len` bytes from `fd_in` to `fd_out`
+ * without copying them through user memory; one of the two must be a pipe.
+ * `off_in`/`off_out` (NULL for a pipe, or to use and advance the file
+ * position): the offset to read or write at, advanced by the count; the
+ * file position is then unchanged. `flags`: SPLICE_F_MOVE, SPLICE_F_MORE
+ * (SPLICE_F_NONBLOCK changes nothing: the task suspends instead of
+ * blocking). Returns the count, possibly less than `len`; 0 at end of input.
+ * -EINVAL (a negative offset, an unknown flag, neither fd a pipe, an offset
+ * for a pipe: -ESPIPE), -EBADF...
+ */
+CREW_API ssize_t crew_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+			     unsigned flags);
+/**
+ * crew_sendfile - sendfile(2): copy up to `count` bytes of file `in_fd`
+ * (from `*offset`, which is advanced by the count and leaves the file
+ * position alone; NULL: from the file position, which advances) to `out_fd`
+ * (a socket, a pipe or a file). Returns the count, possibly less than
+ * `count` (loop for the rest); 0 at end of file. While `out_fd` has no room
+ * the task suspends. -EINVAL (a negative offset; fds sendfile cannot join),
+ * -EBADF, -EPIPE (the reader is gone: SIGPIPE as for write), -ESPIPE...
+ */
+CREW_API ssize_t crew_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 /**
  * crew_poll - wait until `fd` (any pollable fd, e.g. one another library
  * owns) is ready for `events` (POLLIN, POLLOUT...): returns the revents mask

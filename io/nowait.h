@@ -1,0 +1,64 @@
+/*
+ * nowait.h - one attempt at an operation without blocking the worker
+ * (nowait.c), for the backends that run an operation themselves: the epoll
+ * backend for the kinds below, and the io_uring backend for an opcode its
+ * kernel lacks (and for sendfile, which has none).
+ *
+ * An attempt either ends the operation (a count, 0, an fd, or -errno) or
+ * says which fd must become ready before the next attempt (CREW_IO_WAIT_*);
+ * the backend waits for that readiness (epoll, IORING_OP_POLL_ADD) and tries
+ * again. Between attempts the record keeps what it needs (op->off: the bytes
+ * a MSG_WAITALL receive already has).
+ */
+#ifndef CREW_NOWAIT_H
+#define CREW_NOWAIT_H
+
+#include "reactor.h"
+#include <poll.h>
+
+/* Not a final result: wait until ... is ready, then try again. */
+enum {
+	CREW_IO_WAIT_IN = -100000,   /* op->fd readable */
+	CREW_IO_WAIT_OUT = -100001,  /* op->fd writable */
+	CREW_IO_WAIT_OUT2 = -100002, /* op->fd2 writable (splice, sendfile) */
+};
+
+static inline bool crew__io_waiting(int res)
+{
+	return res <= CREW_IO_WAIT_IN && res >= CREW_IO_WAIT_OUT2;
+}
+
+/* The fd a wait result names. */
+static inline int crew__io_wait_fd(const crew__io_op *op, int wait)
+{
+	return wait == CREW_IO_WAIT_OUT2 ? op->fd2 : op->fd;
+}
+
+/* The poll events a wait result waits for. */
+static inline short crew__io_wait_events(int wait)
+{
+	return wait == CREW_IO_WAIT_IN ? POLLIN : POLLOUT;
+}
+
+/* Whether crew__io_try_nowait handles `kind`. */
+static inline bool crew__io_nowait_kind(crew__io_kind kind)
+{
+	return kind >= CREW_IO_RECVMSG || kind == CREW_IO_FSYNC;
+}
+
+/*
+ * Try op (a kind crew__io_nowait_kind accepts) once. Sockets and pipes do
+ * not block: MSG_DONTWAIT and SPLICE_F_NONBLOCK, and for splice and sendfile
+ * their fds are made O_NONBLOCK for the duration of the call (as the epoll
+ * backend does for accept and connect). Files and metadata (fsync, statx)
+ * run as the syscall does, which may wait for the disk. Returns a final
+ * result, or CREW_IO_WAIT_*. Thread: the op's home worker.
+ */
+int crew__io_try_nowait(crew__io_op *op);
+
+/* Make fd O_NONBLOCK for one call; *saved gets its flags for
+ * crew__io_restore. 0 or -errno (fd is unchanged then). */
+int crew__io_nonblock(int fd, int *saved);
+void crew__io_restore(int fd, int saved);
+
+#endif
