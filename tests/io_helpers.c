@@ -1,6 +1,7 @@
 /* io_helpers.c - see io_helpers.h. */
 #define _GNU_SOURCE
 #include "io_helpers.h"
+#include "reactor_uring.h" /* crew__uring_force_emulate */
 #include "sim_kernel.h"
 
 #include <arpa/inet.h>
@@ -76,7 +77,7 @@ crew_task *crewt_spawn_blocked(crew_fn fn, crewt_blocked *b)
 
 static const char *be_env(crewt_backend be)
 {
-	return be == BE_URING ? "io_uring" : be == BE_EPOLL ? "epoll" : NULL;
+	return be == BE_URING || be == BE_URING_EMULATED ? "io_uring" : be == BE_EPOLL ? "epoll" : NULL;
 }
 
 void *crewt_check_backend(void *want)
@@ -105,7 +106,7 @@ static void run_in(run_case *rc)
 	else
 		unsetenv("CREW_BACKEND");
 	void *r = NULL;
-	const char *want = rc->be == BE_URING ? "io_uring" : "epoll";
+	const char *want = env && strcmp(env, "io_uring") == 0 ? "io_uring" : "epoll";
 	rc->rc = crewt_run(rc->workers, crewt_check_backend, (void *)want, &r);
 	if (rc->rc == 0 && r) {
 		rc->res = r;
@@ -135,7 +136,10 @@ void crewt_run_backend_ring(crewt_backend be, unsigned workers, unsigned ring, c
 {
 	run_case rc = { be, workers, ring, fn, arg, NULL, 0 };
 	if (be != BE_NO_URING) {
+		/* read by each ring's setup; the worker threads start after this */
+		crew__uring_force_emulate = be == BE_URING_EMULATED ? ~0u : 0;
 		run_in(&rc);
+		crew__uring_force_emulate = 0;
 		cr_assert_eq(rc.rc, 0, "crew_run: %d", rc.rc);
 		cr_assert_null(rc.res, "%s: %s", be_env(be), (char *)rc.res);
 		return;

@@ -6,7 +6,10 @@
  * IO_TEST runs it three times: with CREW_BACKEND=io_uring, with
  * CREW_BACKEND=epoll, and with no CREW_BACKEND in a forked child whose
  * seccomp filter makes io_uring_setup fail with ENOSYS (a container's
- * profile): crew must pick epoll there.
+ * profile): crew must pick epoll there. IO_TEST_EMUL adds a fourth run, on
+ * io_uring with every kind of operation that can be emulated run as on a
+ * kernel that lacks its opcode (non-blocking attempts between readiness
+ * polls, io/reactor_uring.c).
  */
 #ifndef CREW_TEST_IO_HELPERS_H
 #define CREW_TEST_IO_HELPERS_H
@@ -50,7 +53,8 @@ crew_task *crewt_spawn_blocked(crew_fn fn, crewt_blocked *b);
 typedef enum crewt_backend {
 	BE_URING,
 	BE_EPOLL,
-	BE_NO_URING, /* a child where seccomp blocks io_uring: epoll */
+	BE_NO_URING,       /* a child where seccomp blocks io_uring: epoll */
+	BE_URING_EMULATED, /* io_uring, emulating every kind it can */
 } crewt_backend;
 
 /* A task body checking that crew_backend_name() is `want` (a string). */
@@ -66,5 +70,12 @@ void crewt_run_backend(crewt_backend be, unsigned workers, crew_fn fn, void *arg
 	Test(io_uring, name, .timeout = CREWT_TIMEOUT(60)) { crewt_run_backend(BE_URING, workers, fn, arg); } \
 	Test(epoll, name, .timeout = CREWT_TIMEOUT(60)) { crewt_run_backend(BE_EPOLL, workers, fn, arg); }   \
 	Test(no_uring, name, .timeout = CREWT_TIMEOUT(60)) { crewt_run_backend(BE_NO_URING, workers, fn, arg); }
+
+#define IO_TEST_EMUL(name, workers, fn, arg)                                                       \
+	IO_TEST(name, workers, fn, arg)                                                            \
+	Test(uring_emulated, name, .timeout = CREWT_TIMEOUT(60))                                   \
+	{                                                                                          \
+		crewt_run_backend(BE_URING_EMULATED, workers, fn, arg);                            \
+	}
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Cancelling a task blocked in an I/O operation, from a task or a plain
- * thread, on every backend (IO_TEST, io_helpers.h): the call returns
+ * thread, on every backend (IO_TEST, io_helpers.h; recvmsg, splice and
+ * sendfile also on io_uring emulating them, IO_TEST_EMUL): the call returns
  * -ECANCELED, its buffer is never written afterwards, and data that arrives
  * later is not lost.
  */
@@ -19,13 +20,15 @@
 
 /* ---- cancelling a task blocked in an operation ---- */
 
-typedef enum { OP_ACCEPT, OP_RECV, OP_CONNECT, OP_FILE_READ } op_kind;
+typedef enum { OP_ACCEPT, OP_RECV, OP_CONNECT, OP_FILE_READ, OP_RECVMSG, OP_SPLICE, OP_SENDFILE } op_kind;
 
 typedef struct cancel_case {
 	op_kind kind;
 	bool from_thread;
 	crewt_blocked b;
 	struct sockaddr_in addr;
+	int other; /* splice: the output fd; sendfile: the input file */
+	off_t off; /* sendfile: the offset */
 } cancel_case;
 
 static void *blocked_op(void *p)
@@ -45,6 +48,18 @@ static void *blocked_op(void *p)
 		break;
 	case OP_FILE_READ:
 		b->rc = crew_read(b->fd, b->buf, sizeof b->buf);
+		break;
+	case OP_RECVMSG: {
+		struct iovec iov[2] = { { b->buf, 8 }, { b->buf + 8, sizeof b->buf - 8 } };
+		struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+		b->rc = crew_recvmsg(b->fd, &m, 0);
+		break;
+	}
+	case OP_SPLICE:
+		b->rc = crew_splice(b->fd, NULL, c->other, NULL, sizeof b->buf, 0);
+		break;
+	case OP_SENDFILE:
+		b->rc = crew_sendfile(b->fd, c->other, &c->off, 4096);
 		break;
 	}
 	/* the canary: nothing may write the buffer from now on */
@@ -67,11 +82,39 @@ static void *cancel_blocked(void *arg)
 		lfd = c->b.fd = crewt_tcp_listener(&c->addr, 16);
 		CHECK(lfd >= 0, "listener");
 		break;
-	case OP_RECV: {
+	case OP_RECV:
+	case OP_RECVMSG: {
 		int sv[2];
 		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 		c->b.fd = sv[0];
 		feed = sv[1];
+		break;
+	}
+	case OP_SPLICE: {
+		/* from an empty pipe: what is written after the cancel stays there */
+		int p[2];
+		CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+		c->b.fd = p[0];
+		feed = p[1];
+		c->other = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		CHECK(c->other >= 0, "open /dev/null");
+		break;
+	}
+	case OP_SENDFILE: {
+		/* to a socket that takes nothing more */
+		int sv[2];
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+		c->b.fd = sv[0];
+		extra[0] = sv[1];
+		char junk[1024] = { 0 };
+		while (send(sv[0], junk, sizeof junk, MSG_DONTWAIT) > 0)
+			;
+		char path[] = "/tmp/crew-test-cancel-XXXXXX";
+		c->other = mkostemp(path, O_CLOEXEC);
+		CHECK(c->other >= 0, "mkstemp");
+		unlink(path);
+		CHECK(write(c->other, junk, sizeof junk) == (ssize_t)sizeof junk, "write");
+		c->off = 0;
 		break;
 	}
 	case OP_CONNECT: {
@@ -126,6 +169,10 @@ static void *cancel_blocked(void *arg)
 	}
 	for (size_t i = 0; i < sizeof c->b.buf; i++)
 		CHECK(c->b.buf[i] == 'K', "the buffer was written after the call returned");
+	if (c->kind == OP_SENDFILE)
+		CHECK(c->off == 0, "the cancelled sendfile moved its offset to %lld", (long long)c->off);
+	if (c->kind == OP_SPLICE || c->kind == OP_SENDFILE)
+		close(c->other);
 	if (c->b.fd >= 0)
 		close(c->b.fd);
 	if (feed >= 0)
@@ -154,4 +201,12 @@ IO_TEST(cancel_accept_from_thread, 2, cancel_blocked, &cc_accept_t)
 IO_TEST(cancel_recv_from_thread, 2, cancel_blocked, &cc_recv_t)
 IO_TEST(cancel_connect_from_thread, 2, cancel_blocked, &cc_connect_t)
 IO_TEST(cancel_file_read_from_thread, 2, cancel_blocked, &cc_file_t)
+
+static cancel_case cc_recvmsg = { .kind = OP_RECVMSG }, cc_splice = { .kind = OP_SPLICE },
+		   cc_sendfile = { .kind = OP_SENDFILE },
+		   cc_recvmsg_t = { .kind = OP_RECVMSG, .from_thread = true };
+IO_TEST_EMUL(cancel_recvmsg, 2, cancel_blocked, &cc_recvmsg)
+IO_TEST_EMUL(cancel_recvmsg_from_thread, 2, cancel_blocked, &cc_recvmsg_t)
+IO_TEST_EMUL(cancel_splice, 2, cancel_blocked, &cc_splice)
+IO_TEST_EMUL(cancel_sendfile, 2, cancel_blocked, &cc_sendfile)
 
