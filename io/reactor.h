@@ -12,7 +12,8 @@
  *   address is the backend's tag for it (io_uring's user_data, epoll's
  *   data.ptr). submit() queues it (io_uring: an SQE, sent to the kernel at
  *   the worker's next flush or poll; epoll: tried at once, else parked on its
- *   fd's readiness). When it completes, the backend calls
+ *   fd's readiness; io_uring runs what it has no opcode for the epoll way,
+ *   with polls: nowait.h). When it completes, the backend calls
  *   crew__io_complete(op, res) on the worker's thread, which hands the result
  *   to the waiting task (io.c). submit() either accepts the op, and then
  *   completes it exactly once, or returns a negative errno and never touches
