@@ -23,10 +23,9 @@ typedef struct rcv {
 	crewt_blocked b; /* first: crewt_spawn_blocked's argument */
 	char x[4], y[3], z[8];
 	struct iovec iov[3];
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
+	/* not a union with struct cmsghdr: its flexible array member would make
+	 * this a variable-sized field (clang's -Wgnu) */
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
 	struct msghdr msg;
 	int flags;
 } rcv;
@@ -39,8 +38,8 @@ static void rcv_init(rcv *r, int fd, int flags)
 	r->iov[0] = (struct iovec){ r->x, sizeof r->x };
 	r->iov[1] = (struct iovec){ r->y, sizeof r->y };
 	r->iov[2] = (struct iovec){ r->z, sizeof r->z };
-	r->msg = (struct msghdr){ .msg_iov = r->iov, .msg_iovlen = 3, .msg_control = r->ctl.buf,
-				  .msg_controllen = sizeof r->ctl.buf };
+	r->msg = (struct msghdr){ .msg_iov = r->iov, .msg_iovlen = 3, .msg_control = r->ctl,
+				  .msg_controllen = sizeof r->ctl };
 }
 
 static void *rcv_task(void *p)
