@@ -9,9 +9,10 @@
  * the one already in flight; a superseded timeout fires later and is simply
  * reaped.
  *
- * Submission: submit() fills an SQE and marks the reactor pending; the worker
- * flushes (io_uring_submit) once the task suspended, before it runs the next
- * one (worker.c), so that the SQEs of one scheduler tick go in one syscall.
+ * Submission: submit() fills an SQE and counts it pending; the worker's next
+ * poll sends them (when it runs out of tasks, at its fairness tick, when it
+ * parks; or once CREW_SUBMIT_BATCH are pending: reactor.h), so that the SQEs
+ * of one scheduler round go in one syscall, with the reaping.
  * A full submission queue is flushed and retried; when the kernel takes no
  * more (e.g. -EBUSY while completions wait), the op waits on a backlog that
  * every poll retries: never dropped.
@@ -108,12 +109,12 @@ static void uring_drain_backlog(crew__reactor *r, crew__uring *u)
 			u->backlog_tail = NULL;
 		op->be_flags &= ~CREW_URING_BACKLOG;
 		uring_prep(sqe, op);
-		r->pending = true;
+		r->pending++;
 	}
 	while (u->ncancel && (sqe = uring_sqe(u))) {
 		io_uring_prep_cancel64(sqe, u->cancel_keys[--u->ncancel], 0);
 		io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
-		r->pending = true;
+		r->pending++;
 	}
 }
 
@@ -161,7 +162,7 @@ static int uring_submit(crew__reactor *r, crew__io_op *op)
 		return 0;
 	}
 	uring_prep(sqe, op);
-	r->pending = true;
+	r->pending++;
 	return 0;
 }
 
@@ -190,14 +191,14 @@ static void uring_cancel(crew__reactor *r, crew__io_op *op)
 	}
 	io_uring_prep_cancel(sqe, op, 0);
 	io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
-	r->pending = true;
+	r->pending++;
 }
 
 static void uring_flush(crew__reactor *r)
 {
 	crew__uring *u = r->impl;
 	if (io_uring_submit(&u->ring) < 0)
-		r->pending = true; /* retried at the next flush or poll */
+		r->pending = 1; /* retried at the next flush or poll */
 }
 
 /* Arm the wake-up read and the timeout. false when either could not be
@@ -259,7 +260,7 @@ static int uring_reap(crew__uring *u)
 static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 {
 	crew__uring *u = r->impl;
-	r->pending = false;
+	r->pending = 0;
 	if (block) {
 		int rc;
 		if (!uring_arm(u, deadline)) {
@@ -278,7 +279,7 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 		}
 	} else if (io_uring_sq_ready(&u->ring)) {
 		if (io_uring_submit(&u->ring) < 0)
-			r->pending = true; /* retried at the next poll */
+			r->pending = 1; /* retried at the next poll */
 	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN) {
 		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
 		(void)io_uring_get_events(&u->ring); /* errors: the next poll retries */
@@ -301,6 +302,7 @@ void crew__reactor_wake(int wake_fd)
 
 const crew__backend crew__backend_uring = {
 	.name = "io_uring",
+	.tries_at_submit = false,
 	.init = crew__uring_init,
 	.fini = crew__uring_fini,
 	.poll = uring_poll,

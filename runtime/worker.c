@@ -496,9 +496,9 @@ static void worker_run(crew__worker *w, crew_task *t)
 	 * child t was running inline) */
 	crew_task *cur = w->current;
 	w->current = NULL;
-	/* What the task submitted goes to the kernel now, in one batch, before
-	 * the next task runs (reactor.h) */
-	crew__reactor_flush(&w->reactor);
+	/* What the tasks submitted goes to the kernel at the next poll, in one
+	 * batch, or now when many wait (reactor.h) */
+	crew__reactor_flush_batch(&w->reactor);
 	worker_after_switch(w, cur);
 }
 
