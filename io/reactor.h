@@ -90,6 +90,9 @@ typedef struct crew__backend {
 	/* 0, or a negative errno (a message on stderr only when `loud`). */
 	int (*init)(crew__reactor *r, unsigned entries, int wake_fd, bool loud);
 	void (*fini)(crew__reactor *r);
+	/* On the worker's thread, before its first poll or submit: the thread
+	 * that will use the reactor (init ran on crew_run's thread). */
+	void (*start)(crew__reactor *r);
 	/* Reap completions (dispatching them); when `block`, first wait until
 	 * one arrives, a wake-up, or `deadline` (UINT64_MAX: none). */
 	int (*poll)(crew__reactor *r, bool block, uint64_t deadline);
@@ -115,6 +118,11 @@ static inline int crew__reactor_init(crew__reactor *r, const crew__backend *be, 
 	r->impl = NULL;
 	r->pending = 0;
 	return be->init(r, entries, wake_fd, loud);
+}
+static inline void crew__reactor_start(crew__reactor *r)
+{
+	if (r->be->start)
+		r->be->start(r);
 }
 static inline void crew__reactor_fini(crew__reactor *r)
 {

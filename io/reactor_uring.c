@@ -278,7 +278,8 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 			(void)rc;
 		}
 	} else if (io_uring_sq_ready(&u->ring)) {
-		if (io_uring_submit(&u->ring) < 0)
+		/* DEFER_TASKRUN: only GETEVENTS runs the completions' task work */
+		if ((u->defer ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring)) < 0)
 			r->pending = 1; /* retried at the next poll */
 	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN) {
 		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
@@ -304,6 +305,7 @@ const crew__backend crew__backend_uring = {
 	.name = "io_uring",
 	.tries_at_submit = false,
 	.init = crew__uring_init,
+	.start = crew__uring_start,
 	.fini = crew__uring_fini,
 	.poll = uring_poll,
 	.submit = uring_submit,

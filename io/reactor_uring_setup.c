@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 {
@@ -11,6 +13,7 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	if (!u)
 		return -ENOMEM;
 	u->wake_fd = wake_fd;
+	u->entries = entries;
 	u->armed_deadline = UINT64_MAX;
 	/* COOP_TASKRUN (5.19+): completions are posted when the worker next
 	 * enters the kernel instead of by interrupting it (an IPI each), and
@@ -18,8 +21,17 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	 * does, so a busy worker's fairness tick still reaps them. Measured:
 	 * http-server 69k -> 91k req/s at 64 connections, 72k -> 112k at 256.
 	 * Older kernels (EINVAL): a plain ring. */
-	int rc = io_uring_queue_init(entries, &u->ring,
-				     IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+	unsigned coop = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+	int rc = -EINVAL;
+	const char *exp = getenv("CREW_URING_SETUP");
+	if (!exp || strcmp(exp, "coop") != 0) {
+		rc = io_uring_queue_init(entries, &u->ring,
+					 coop | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+						 IORING_SETUP_R_DISABLED);
+		u->defer = rc == 0;
+	}
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(entries, &u->ring, coop);
 	if (rc == -EINVAL)
 		rc = io_uring_queue_init(entries, &u->ring, 0);
 	if (rc < 0) {
@@ -38,6 +50,29 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	(void)io_uring_ring_dontfork(&u->ring);
 	r->impl = u;
 	return 0;
+}
+
+void crew__uring_start(crew__reactor *r)
+{
+	crew__uring *u = r->impl;
+	if (!u->defer)
+		return;
+	/* liburing 2.3 declares io_uring_enable_rings but does not export it */
+	int rc = (int)syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+			      NULL, 0);
+	if (rc == 0)
+		return;
+	rc = -errno;
+	/* cannot happen short of a kernel bug; stay usable: a ring of ours */
+	fprintf(stderr, "crew: io_uring_enable_rings failed: %s; using a ring without DEFER_TASKRUN\n",
+		strerror(-rc));
+	io_uring_queue_exit(&u->ring);
+	u->defer = false;
+	rc = io_uring_queue_init(u->entries, &u->ring, 0);
+	if (rc < 0) {
+		fprintf(stderr, "crew: io_uring_queue_init failed: %s\n", strerror(-rc));
+		abort();
+	}
 }
 
 void crew__uring_fini(crew__reactor *r)

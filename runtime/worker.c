@@ -571,6 +571,7 @@ void *crew__worker_main(void *arg)
 	crew__worker *w = arg;
 	crew__tls_worker = w;
 	crew__fiber_init_thread(&w->sched);
+	crew__reactor_start(&w->reactor);
 	w->trim_at = crew_now() + CREW_TRIM_NS;
 	w->watch_until = UINT64_MAX;
 	/* no memory for it: this worker just does not take over others' work */
