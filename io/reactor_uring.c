@@ -45,7 +45,7 @@ static unsigned uring_len(size_t len)
 	return len > URING_MAX_LEN ? URING_MAX_LEN : (unsigned)len;
 }
 
-static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
+static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op)
 {
 	switch (op->kind) {
 	case CREW_IO_READ:
@@ -62,6 +62,9 @@ static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
 		break;
 	case CREW_IO_RECV:
 		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		/* expected to block (io.c): arm the poll without trying first */
+		if (op->park_first && u->poll_first)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case CREW_IO_SEND:
 		io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
@@ -108,7 +111,7 @@ static void uring_drain_backlog(crew__reactor *r, crew__uring *u)
 		if (!u->backlog_head)
 			u->backlog_tail = NULL;
 		op->be_flags &= ~CREW_URING_BACKLOG;
-		uring_prep(sqe, op);
+		uring_prep(u, sqe, op);
 		r->pending++;
 	}
 	while (u->ncancel && (sqe = uring_sqe(u))) {
@@ -161,7 +164,7 @@ static int uring_submit(crew__reactor *r, crew__io_op *op)
 		backlog_push(u, op);
 		return 0;
 	}
-	uring_prep(sqe, op);
+	uring_prep(u, sqe, op);
 	r->pending++;
 	return 0;
 }

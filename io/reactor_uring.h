@@ -24,6 +24,7 @@ typedef struct crew__uring {
 	uint64_t wake_buf;          /* target of the armed eventfd read */
 	bool wake_armed;
 	bool defer;                 /* DEFER_TASKRUN: completions need GETEVENTS */
+	bool poll_first;            /* the kernel knows IORING_RECVSEND_POLL_FIRST */
 	uint64_t armed_deadline;    /* earliest timeout in flight, UINT64_MAX: none */
 	struct __kernel_timespec ts;
 	crew__io_op *backlog_head, *backlog_tail; /* ops that found no SQE yet */

@@ -32,6 +32,8 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	}
 	if (rc == -EINVAL)
 		rc = io_uring_queue_init(entries, &u->ring, coop);
+	/* COOP_TASKRUN came with 5.19, as did IORING_RECVSEND_POLL_FIRST */
+	u->poll_first = rc == 0 && !getenv("CREW_URING_NO_POLL_FIRST");
 	if (rc == -EINVAL)
 		rc = io_uring_queue_init(entries, &u->ring, 0);
 	if (rc < 0) {
