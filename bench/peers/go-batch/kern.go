@@ -5,9 +5,9 @@
 package main
 
 import (
+	"crypto/sha1"
 	"encoding/binary"
 	"math"
-	"math/bits"
 	"sort"
 )
 
@@ -49,50 +49,12 @@ func queensExpected(n uint64) uint64 {
 
 // ---- UTS: SHA-1 and the reference trees --------------------------------
 
-// sha1Block is SHA-1's compression function on one 64-byte block.
-func sha1Block(h *[5]uint32, p *[64]byte) {
-	var w [80]uint32 // the whole message schedule, expanded up front
-	for i := 0; i < 16; i++ {
-		w[i] = binary.BigEndian.Uint32(p[4*i:])
-	}
-	for i := 16; i < 80; i++ {
-		w[i] = bits.RotateLeft32(w[i-3]^w[i-8]^w[i-14]^w[i-16], 1)
-	}
-	a, b, c, d, e := h[0], h[1], h[2], h[3], h[4]
-	for i := 0; i < 20; i++ {
-		t := bits.RotateLeft32(a, 5) + (((c ^ d) & b) ^ d) + e + 0x5A827999 + w[i]
-		a, b, c, d, e = t, a, bits.RotateLeft32(b, 30), c, d
-	}
-	for i := 20; i < 40; i++ {
-		t := bits.RotateLeft32(a, 5) + (b ^ c ^ d) + e + 0x6ED9EBA1 + w[i]
-		a, b, c, d, e = t, a, bits.RotateLeft32(b, 30), c, d
-	}
-	for i := 40; i < 60; i++ {
-		t := bits.RotateLeft32(a, 5) + (((b | c) & d) | (b & c)) + e + 0x8F1BBCDC + w[i]
-		a, b, c, d, e = t, a, bits.RotateLeft32(b, 30), c, d
-	}
-	for i := 60; i < 80; i++ {
-		t := bits.RotateLeft32(a, 5) + (b ^ c ^ d) + e + 0xCA62C1D6 + w[i]
-		a, b, c, d, e = t, a, bits.RotateLeft32(b, 30), c, d
-	}
-	h[0] += a
-	h[1] += b
-	h[2] += c
-	h[3] += d
-	h[4] += e
-}
-
-// sha1Short is SHA-1 of a message shorter than 56 bytes (UTS hashes 20 or 24).
+// sha1Short is SHA-1 of a message (UTS hashes 20 or 24 bytes). Go's own
+// crypto/sha1 (assembly on amd64) rather than a transcription of kern.h's
+// portable C: measured here, a T1 count takes 0.64 s with it and 1.1 s with
+// a plain Go compression function (C: 0.48 s).
 func sha1Short(msg []byte, out *[20]byte) {
-	h := [5]uint32{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0}
-	var buf [64]byte
-	copy(buf[:], msg)
-	buf[len(msg)] = 0x80
-	binary.BigEndian.PutUint64(buf[56:], uint64(len(msg))*8)
-	sha1Block(&h, &buf)
-	for i := 0; i < 5; i++ {
-		binary.BigEndian.PutUint32(out[4*i:], h[i])
-	}
+	*out = sha1.Sum(msg)
 }
 
 type utsNode struct {
