@@ -43,62 +43,65 @@ func pFib(n uint64) uint64 {
 }
 
 // nqueens: a goroutine per valid placement but the last, which is a call;
-// every child owns a copy of the board.
-func pQueens(b *board, n, row int) uint64 {
+// every child gets its own copy of the board (a goroutine argument).
+func pQueens(b board, n, row int) uint64 {
 	if row == n {
 		return 1
 	}
-	var kids [qMax]board
-	var cnt [qMax]uint64
+	var cols [qMax]int
 	k := 0
 	for col := 0; col < n; col++ {
-		if queensOK(b, row, col) {
-			kids[k] = *b
-			kids[k][row] = byte(col)
+		if queensOK(&b, row, col) {
+			cols[k] = col
 			k++
 		}
 	}
 	if k == 0 {
 		return 0
 	}
+	cnt := make([]uint64, k-1)
 	var wg sync.WaitGroup
 	wg.Add(k - 1)
 	for i := 0; i < k-1; i++ {
-		go func(i int) {
-			cnt[i] = pQueens(&kids[i], n, row+1)
+		kid := b
+		kid[row] = byte(cols[i])
+		go func(i int, kid board) {
+			cnt[i] = pQueens(kid, n, row+1)
 			wg.Done()
-		}(i)
+		}(i, kid)
 	}
-	sum := pQueens(&kids[k-1], n, row+1)
+	last := b
+	last[row] = byte(cols[k-1])
+	sum := pQueens(last, n, row+1)
 	wg.Wait()
-	for i := 0; i < k-1; i++ {
-		sum += cnt[i]
+	for _, c := range cnt {
+		sum += c
 	}
 	return sum
 }
 
-// uts: a node counts its subtree, a goroutine per child but the last (a call).
-func pUTS(t *utsTree, node *utsNode) uint64 {
-	k := utsChildren(t, node)
+// uts: a node counts its subtree, a goroutine per child but the last (a
+// call); the parent hashes every child's state and hands it over by value.
+func pUTS(t *utsTree, node utsNode) uint64 {
+	k := utsChildren(t, &node)
 	if k == 0 {
 		return 1
 	}
-	kids := make([]utsNode, k)
-	cnt := make([]uint64, k)
-	for i := range kids {
-		utsChild(node, i, &kids[i])
-	}
+	cnt := make([]uint64, k-1)
 	var wg sync.WaitGroup
 	wg.Add(k - 1)
+	var kid utsNode
 	for i := 0; i < k-1; i++ {
-		go func(i int) {
-			cnt[i] = pUTS(t, &kids[i])
+		utsChild(&node, i, &kid)
+		go func(i int, kid utsNode) {
+			cnt[i] = pUTS(t, kid)
 			wg.Done()
-		}(i)
+		}(i, kid)
 	}
-	sum := 1 + pUTS(t, &kids[k-1])
+	utsChild(&node, k-1, &kid)
+	sum := 1 + pUTS(t, kid)
 	wg.Wait()
-	for _, c := range cnt[:k-1] {
+	for _, c := range cnt {
 		sum += c
 	}
 	return sum
@@ -277,7 +280,7 @@ var workloads = []workload{
 		}
 		var r uint64
 		var b board
-		s := timed(func() { r = pQueens(&b, int(n), 0) })
+		s := timed(func() { r = pQueens(b, int(n), 0) })
 		return s, check(r == queensExpected(n))
 	}},
 	{"uts-t1", 10, 20, func(n uint64) (float64, error) { return runUTS(utsT1(n), n) }},
@@ -334,7 +337,7 @@ var workloads = []workload{
 func runUTS(t utsTree, n uint64) (float64, error) {
 	root := utsRoot(&t)
 	var r uint64
-	s := timed(func() { r = pUTS(&t, &root) })
+	s := timed(func() { r = pUTS(&t, root) })
 	want := utsExpected(t.binomial, n)
 	if want == 0 { // no published count for this n: the serial count is the answer
 		want = utsCount(&t, &root)
