@@ -54,27 +54,36 @@ int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud)
 	return 0;
 }
 
-void crew__uring_start(crew__reactor *r)
+/* A ring made with R_DISABLED (init, on crew_run's thread) starts on the
+ * worker's thread: SINGLE_ISSUER binds it to the thread that enables it. */
+static void uring_enable(crew__uring *u)
 {
-	crew__uring *u = r->impl;
-	if (!u->defer)
-		return;
 	/* liburing 2.3 declares io_uring_enable_rings but does not export it */
-	int rc = (int)syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-			      NULL, 0);
-	if (rc == 0)
+	if (syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) == 0)
 		return;
-	rc = -errno;
-	/* cannot happen short of a kernel bug; stay usable: a ring of ours */
+	/* cannot happen short of a kernel bug; stay usable: a plain ring */
 	fprintf(stderr, "crew: io_uring_enable_rings failed: %s; using a ring without DEFER_TASKRUN\n",
-		strerror(-rc));
+		strerror(errno));
 	io_uring_queue_exit(&u->ring);
-	u->defer = false;
-	rc = io_uring_queue_init(u->entries, &u->ring, 0);
+	u->defer = u->poll_first = false;
+	int rc = io_uring_queue_init(u->entries, &u->ring, 0);
 	if (rc < 0) {
 		fprintf(stderr, "crew: io_uring_queue_init failed: %s\n", strerror(-rc));
 		abort();
 	}
+	(void)io_uring_ring_dontfork(&u->ring);
+}
+
+void crew__uring_start(crew__reactor *r)
+{
+	crew__uring *u = r->impl;
+	if (u->defer)
+		uring_enable(u);
+	/* The ring's fd registered with this thread (5.18+): io_uring_enter
+	 * then skips the fd lookup. Per thread, so here; EINVAL on older
+	 * kernels is fine (liburing keeps using the plain fd). */
+	if (!getenv("CREW_URING_NO_RING_FD"))
+		(void)io_uring_register_ring_fd(&u->ring);
 }
 
 void crew__uring_fini(crew__reactor *r)
