@@ -78,6 +78,8 @@ typedef struct crew__io_op {
 	int fd2;                   /* splice, sendfile: the output fd */
 	uint64_t off2;             /* splice: the output offset (UINT64_MAX: none) */
 	void *out;                 /* statx: the struct statx to fill */
+	bool park_first;           /* a receive that would likely block: arm the
+				    * readiness wait without trying it first (epoll) */
 	/* the waiter (io.c) */
 	struct crew_task *task;
 	uint32_t seq;              /* the task's wait (wait.h) */
@@ -98,9 +100,13 @@ typedef struct crew__reactor crew__reactor;
 
 typedef struct crew__backend {
 	const char *name;
+	bool tries_at_submit; /* submit() tries the op at once (readiness-based) */
 	/* 0, or a negative errno (a message on stderr only when `loud`). */
 	int (*init)(crew__reactor *r, unsigned entries, int wake_fd, bool loud);
 	void (*fini)(crew__reactor *r);
+	/* On the worker's thread, before its first poll or submit: the thread
+	 * that will use the reactor (init ran on crew_run's thread). */
+	void (*start)(crew__reactor *r);
 	/* Reap completions (dispatching them); when `block`, first wait until
 	 * one arrives, a wake-up, or `deadline` (UINT64_MAX: none). */
 	int (*poll)(crew__reactor *r, bool block, uint64_t deadline);
@@ -113,7 +119,7 @@ typedef struct crew__backend {
 struct crew__reactor {
 	const crew__backend *be;
 	void *impl;        /* the backend's state */
-	bool pending;      /* submissions not yet flushed */
+	unsigned pending;  /* submissions not yet flushed (a count; 0: none) */
 };
 
 extern const crew__backend crew__backend_uring;
@@ -124,8 +130,13 @@ static inline int crew__reactor_init(crew__reactor *r, const crew__backend *be, 
 {
 	r->be = be;
 	r->impl = NULL;
-	r->pending = false;
+	r->pending = 0;
 	return be->init(r, entries, wake_fd, loud);
+}
+static inline void crew__reactor_start(crew__reactor *r)
+{
+	if (r->be->start)
+		r->be->start(r);
 }
 static inline void crew__reactor_fini(crew__reactor *r)
 {
@@ -140,9 +151,19 @@ static inline int crew__reactor_poll(crew__reactor *r, bool block, uint64_t dead
 static inline void crew__reactor_flush(crew__reactor *r)
 {
 	if (r->pending) {
-		r->pending = false;
+		r->pending = 0;
 		r->be->flush(r);
 	}
+}
+/* Submissions wait for the worker's next poll (when it runs out of tasks,
+ * at its fairness tick, before it parks), so that one syscall carries those
+ * of many tasks; past this many they go at once (bounds their delay while
+ * the worker keeps finding tasks to run). */
+#define CREW_SUBMIT_BATCH 32u
+static inline void crew__reactor_flush_batch(crew__reactor *r)
+{
+	if (r->pending >= CREW_SUBMIT_BATCH)
+		crew__reactor_flush(r);
 }
 /* Any thread: make the reactor's next (or current) blocking poll return. */
 void crew__reactor_wake(int wake_fd);

@@ -342,7 +342,10 @@ static int ep_submit(crew__reactor *r, crew__io_op *op)
 {
 	crew__epoll *e = r->impl;
 	op->be_flags = 0;
-	int res = ep_try(e, op, false);
+	/* a receive that would likely block: wait for readiness (a oneshot
+	 * arm reports data already there at once) instead of a futile try */
+	int res = op->park_first && op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL) ?
+			  EP_WAIT_IN : ep_try(e, op, false);
 	if (!crew__io_waiting(res)) {
 		crew__io_complete(op, res);
 		return 0;
@@ -460,6 +463,7 @@ static int ep_poll(crew__reactor *r, bool block, uint64_t deadline)
 
 const crew__backend crew__backend_epoll = {
 	.name = "epoll",
+	.tries_at_submit = true,
 	.init = ep_init,
 	.fini = ep_fini,
 	.poll = ep_poll,

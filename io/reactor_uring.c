@@ -9,9 +9,10 @@
  * the one already in flight; a superseded timeout fires later and is simply
  * reaped.
  *
- * Submission: submit() fills an SQE and marks the reactor pending; the worker
- * flushes (io_uring_submit) once the task suspended, before it runs the next
- * one (worker.c), so that the SQEs of one scheduler tick go in one syscall.
+ * Submission: submit() fills an SQE and counts it pending; the worker's next
+ * poll sends them (when it runs out of tasks, at its fairness tick, when it
+ * parks; or once CREW_SUBMIT_BATCH are pending: reactor.h), so that the SQEs
+ * of one scheduler round go in one syscall, with the reaping.
  * A full submission queue is flushed and retried; when the kernel takes no
  * more (e.g. -EBUSY while completions wait), the op waits on a backlog that
  * every poll retries: never dropped.
@@ -57,7 +58,7 @@ static unsigned uring_len(size_t len)
 	return len > URING_MAX_LEN ? URING_MAX_LEN : (unsigned)len;
 }
 
-static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
+static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op)
 {
 	if (CREW_UNLIKELY(op->be_flags & CREW_URING_EMULATED)) {
 		int fd = op->be_flags & CREW_URING_POLL_FD2 ? op->fd2 : op->fd;
@@ -80,6 +81,9 @@ static void uring_prep(struct io_uring_sqe *sqe, crew__io_op *op)
 		break;
 	case CREW_IO_RECV:
 		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		/* expected to block (io.c): arm the poll without trying first */
+		if (op->park_first && u->poll_first)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case CREW_IO_SEND:
 		io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
@@ -147,13 +151,13 @@ static void uring_drain_backlog(crew__reactor *r, crew__uring *u)
 		if (!u->backlog_head)
 			u->backlog_tail = NULL;
 		op->be_flags &= ~CREW_URING_BACKLOG;
-		uring_prep(sqe, op);
-		r->pending = true;
+		uring_prep(u, sqe, op);
+		r->pending++;
 	}
 	while (u->ncancel && (sqe = uring_sqe(u))) {
 		io_uring_prep_cancel64(sqe, u->cancel_keys[--u->ncancel], 0);
 		io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
-		r->pending = true;
+		r->pending++;
 	}
 }
 
@@ -199,8 +203,8 @@ static void uring_queue(crew__reactor *r, crew__uring *u, crew__io_op *op)
 		backlog_push(u, op);
 		return;
 	}
-	uring_prep(sqe, op);
-	r->pending = true;
+	uring_prep(u, sqe, op);
+	r->pending++;
 }
 
 /* An emulated op's next attempt: it ends (completed), or waits for its fd
@@ -263,14 +267,14 @@ static void uring_cancel(crew__reactor *r, crew__io_op *op)
 	}
 	io_uring_prep_cancel(sqe, op, 0);
 	io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
-	r->pending = true;
+	r->pending++;
 }
 
 static void uring_flush(crew__reactor *r)
 {
 	crew__uring *u = r->impl;
 	if (io_uring_submit(&u->ring) < 0)
-		r->pending = true; /* retried at the next flush or poll */
+		r->pending = 1; /* retried at the next flush or poll */
 }
 
 /* Arm the wake-up read and the timeout. false when either could not be
@@ -352,7 +356,7 @@ static int uring_reap(crew__reactor *r, crew__uring *u)
 static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 {
 	crew__uring *u = r->impl;
-	r->pending = false;
+	r->pending = 0;
 	if (block) {
 		int rc;
 		if (!uring_arm(u, deadline)) {
@@ -370,8 +374,9 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 			(void)rc;
 		}
 	} else if (io_uring_sq_ready(&u->ring)) {
-		if (io_uring_submit(&u->ring) < 0)
-			r->pending = true; /* retried at the next poll */
+		/* DEFER_TASKRUN: only GETEVENTS runs the completions' task work */
+		if ((u->defer ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring)) < 0)
+			r->pending = 1; /* retried at the next poll */
 	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN) {
 		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
 		(void)io_uring_get_events(&u->ring); /* errors: the next poll retries */
@@ -394,7 +399,9 @@ void crew__reactor_wake(int wake_fd)
 
 const crew__backend crew__backend_uring = {
 	.name = "io_uring",
+	.tries_at_submit = false,
 	.init = crew__uring_init,
+	.start = crew__uring_start,
 	.fini = crew__uring_fini,
 	.poll = uring_poll,
 	.submit = uring_submit,

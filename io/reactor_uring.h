@@ -29,8 +29,11 @@ enum {
 typedef struct crew__uring {
 	struct io_uring ring;
 	int wake_fd;
+	unsigned entries;
 	uint64_t wake_buf;          /* target of the armed eventfd read */
 	bool wake_armed;
+	bool defer;                 /* DEFER_TASKRUN: completions need GETEVENTS */
+	bool poll_first;            /* the kernel knows IORING_RECVSEND_POLL_FIRST */
 	uint64_t armed_deadline;    /* earliest timeout in flight, UINT64_MAX: none */
 	struct __kernel_timespec ts;
 	crew__io_op *backlog_head, *backlog_tail; /* ops that found no SQE yet */
@@ -45,6 +48,7 @@ typedef struct crew__uring {
 extern uint32_t crew__uring_force_emulate;
 
 int crew__uring_init(crew__reactor *r, unsigned entries, int wake_fd, bool loud);
+void crew__uring_start(crew__reactor *r);
 void crew__uring_fini(crew__reactor *r);
 
 #endif

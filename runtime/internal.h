@@ -84,6 +84,8 @@ static inline void crew__stat_add(uint64_t *c, uint64_t d)
 }
 #define crew__stat_inc(c) crew__stat_add((c), 1)
 
+#define CREW_RECV_HINTS 64 /* power of two */
+
 struct crew__worker {
 	/* shared part: read or written by other threads */
 	crew__deque deque;
@@ -128,6 +130,7 @@ struct crew__worker {
 	crew_task **overflow;    /* scratch: half a deque moving to the inject queue */
 	size_t expired_cap;
 	crew__reactor reactor;
+	int recv_full[CREW_RECV_HINTS]; /* fd + 1 whose last receive here filled its buffer (io.c) */
 	/* pools */
 	crew_task *task_free;
 	crew__task_slab *task_slabs;

@@ -496,9 +496,9 @@ static void worker_run(crew__worker *w, crew_task *t)
 	 * child t was running inline) */
 	crew_task *cur = w->current;
 	w->current = NULL;
-	/* What the task submitted goes to the kernel now, in one batch, before
-	 * the next task runs (reactor.h) */
-	crew__reactor_flush(&w->reactor);
+	/* What the tasks submitted goes to the kernel at the next poll, in one
+	 * batch, or now when many wait (reactor.h) */
+	crew__reactor_flush_batch(&w->reactor);
 	worker_after_switch(w, cur);
 }
 
@@ -571,6 +571,7 @@ void *crew__worker_main(void *arg)
 	crew__worker *w = arg;
 	crew__tls_worker = w;
 	crew__fiber_init_thread(&w->sched);
+	crew__reactor_start(&w->reactor);
 	w->trim_at = crew_now() + CREW_TRIM_NS;
 	w->watch_until = UINT64_MAX;
 	/* no memory for it: this worker just does not take over others' work */

@@ -3,12 +3,14 @@
 #
 #   tools/build-peers.sh [--only go,tokio,tbb,asyncio,omp,lace]
 #
-# Produces build/peers/{go,tokio,tbb,asyncio,omp}-bench, tbb-batch and
-# lace-bench (under $CREW_BUILD_DIR when set), each with crew-bench's command
-# line. The batch workloads (bench/batch.h) have peers tbb-batch (oneTBB
-# task_group/parallel_reduce, bench/peers/tbb/batch.cpp), omp-bench (gcc's
-# OpenMP tasks, bench/peers/omp/batch.c) and lace-bench (Lace's own benchmark
-# programs, bench/peers/lace/lace-bench.sh). Lace is not in Debian: it is
+# Produces build/peers/{go,tokio,tbb,asyncio,omp}-bench, {go,tokio,tbb}-batch
+# and lace-bench (under $CREW_BUILD_DIR when set), each with crew-bench's
+# command line. The batch workloads (bench/batch.h) have peers tbb-batch
+# (oneTBB task_group/parallel_reduce, bench/peers/tbb/batch.cpp), omp-bench
+# (gcc's OpenMP tasks, bench/peers/omp/batch.c), go-batch (goroutines,
+# bench/peers/go-batch/), tokio-batch (Tokio tasks, bench/peers/tokio-batch/)
+# and lace-bench (Lace's own benchmark programs, bench/peers/lace/lace-bench.sh);
+# --only go builds go-bench and go-batch, --only tokio both Tokio programs. Lace is not in Debian: it is
 # built from $LACE_TARBALL (default /work/shared/peers/lace.tar.gz) into
 # build/peers/lace/, never copied into the repository; its knapsack reader,
 # which compares fscanf's result with 3 instead of 2, is patched in that copy. Everything comes from Debian packages: Go from golang-go, Tokio
@@ -112,25 +114,42 @@ quietly() {
 	return $status
 }
 
-build_go() {
-	local src=$ROOT/bench/peers/go
-	up_to_date "$OUT/go-bench" "$src/main.go" "$src/go.mod" && return 0
-	# GOPROXY=off: the peer has no dependencies and must never fetch any; the
+# go_build DIR BINARY: builds the Go module in DIR into $OUT/BINARY unless
+# the binary is newer than every source file of the module.
+go_build() {
+	local src=$1 bin=$2
+	up_to_date "$OUT/$bin" "$src"/*.go "$src/go.mod" && return 0
+	# GOPROXY=off: the peers have no dependencies and must never fetch any; the
 	# build cache stays under build/ (CI may have no usable $HOME).
 	(cd "$src" && quietly go env GOPROXY=off GOCACHE="$OUT/go-cache" \
-		/usr/bin/go build -trimpath -o "$OUT/go-bench" .)
+		/usr/bin/go build -trimpath -o "$OUT/$bin" .)
 }
 
-build_tokio() {
-	local src=$ROOT/bench/peers/tokio
-	up_to_date "$OUT/tokio-bench" "$src/src/main.rs" "$src/Cargo.toml" \
+# go-bench (the core workloads) and go-batch (the batch workloads).
+build_go() {
+	go_build "$ROOT/bench/peers/go" go-bench || return 1
+	go_build "$ROOT/bench/peers/go-batch" go-batch
+}
+
+# cargo_build DIR BINARY: builds the Cargo package in DIR (package name =
+# BINARY) into $OUT/BINARY unless the binary is newer than its sources.
+cargo_build() {
+	local src=$1 bin=$2
+	up_to_date "$OUT/$bin" "$src"/src/*.rs "$src/Cargo.toml" \
 		"$src/.cargo/config.toml" && return 0
 	# cargo reads .cargo/config.toml (crates-io -> /usr/share/cargo/registry)
-	# from the working directory, hence the cd.
+	# from the working directory, hence the cd. One target directory for both
+	# Tokio programs: the crates they share are compiled once per feature set.
 	(cd "$src" && quietly tokio env RUSTC=/usr/bin/rustc \
 		CARGO_TARGET_DIR="$OUT/tokio-target" \
 		/usr/bin/cargo build --release --offline --quiet) &&
-		install -m 755 "$OUT/tokio-target/release/tokio-bench" "$OUT/tokio-bench"
+		install -m 755 "$OUT/tokio-target/release/$bin" "$OUT/$bin"
+}
+
+# tokio-bench (the core workloads) and tokio-batch (the batch workloads).
+build_tokio() {
+	cargo_build "$ROOT/bench/peers/tokio" tokio-bench || return 1
+	cargo_build "$ROOT/bench/peers/tokio-batch" tokio-batch
 }
 
 build_tbb() {

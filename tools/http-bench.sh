@@ -26,13 +26,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${CREW_BUILD_DIR:-$ROOT/build}
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
 OUT=$BUILD_DIR/peers
+# shellcheck source=lib/netbench.sh
+. "$ROOT/tools/lib/netbench.sh"
 DURATION=10
 RUNS=3
 CONNS=64,256
 WORKERS=2
 SERVERS=crew-uring,crew-epoll,nginx,go,tokio
-
-die() { echo "http-bench: $*" >&2; exit 1; }
 
 while (($#)); do
 	case $1 in
@@ -42,7 +42,7 @@ while (($#)); do
 	--workers) WORKERS=$2; shift 2 ;;
 	--servers) SERVERS=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -/{/^set -/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option '$1' (see --help)" ;;
+	*) nb_die "unknown option '$1' (see --help)" ;;
 	esac
 done
 IFS=, read -ra SERVER_LIST <<<"$SERVERS"
@@ -54,41 +54,30 @@ command -v wrk >/dev/null || need+=(wrk)
 [[ " ${SERVER_LIST[*]} " != *" nginx "* ]] || command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
 [[ " ${SERVER_LIST[*]} " != *" go "* ]] || [[ -x /usr/bin/go ]] || need+=(golang-go)
 [[ " ${SERVER_LIST[*]} " != *" tokio "* ]] || dpkg -s librust-tokio-dev >/dev/null 2>&1 || need+=(librust-tokio-dev cargo)
-if ((${#need[@]})); then
-	((EUID == 0)) || die "missing packages; run as root: apt-get update && apt-get install -y ${need[*]}"
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } >/dev/null ||
-		die "apt-get install ${need[*]} failed"
-fi
+nb_install "${need[@]}"
 make -C "$ROOT" --no-print-directory BUILD="$BUILD_DIR" all >/dev/null
 mkdir -p "$OUT"
 for s in "${SERVER_LIST[@]}"; do
 	case $s in
-	go) [[ -x $OUT/go-http && ! $ROOT/bench/peers/go-http/main.go -nt $OUT/go-http ]] ||
-		(cd "$ROOT/bench/peers/go-http" && GOPROXY=off GOCACHE="$OUT/go-cache" /usr/bin/go build -trimpath -o "$OUT/go-http" .) ;;
-	tokio) [[ -x $OUT/tokio-http && ! $ROOT/bench/peers/tokio-http/src/main.rs -nt $OUT/tokio-http ]] ||
-		{ (cd "$ROOT/bench/peers/tokio-http" && RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$OUT/tokio-http-target" \
-			/usr/bin/cargo build --release --offline --quiet) &&
-			install -m 755 "$OUT/tokio-http-target/release/tokio-http" "$OUT/tokio-http"; } ;;
+	go) nb_build_go go-http ;;
+	tokio) nb_build_tokio tokio-http ;;
 	crew-uring | crew-epoll | nginx) ;;
-	*) die "unknown server '$s'" ;;
+	*) nb_die "unknown server '$s'" ;;
 	esac
 done
 
 TMP=$(mktemp -d)
 PID=
 cleanup() {
-	[[ -z $PID ]] || kill "$PID" 2>/dev/null || true
-	[[ -z $PID ]] || wait "$PID" 2>/dev/null || true
+	nb_stop
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # start SERVER: sets PID and PORT; waits until it accepts connections
 start() {
 	local s=$1
-	PORT=$(free_port)
+	PORT=$(nb_free_port)
 	case $s in
 	crew-uring) CREW_BACKEND=io_uring "$BUILD_DIR/examples/http-server" --port "$PORT" --workers "$WORKERS" >"$TMP/out" 2>&1 & ;;
 	crew-epoll) CREW_BACKEND=epoll "$BUILD_DIR/examples/http-server" --port "$PORT" --workers "$WORKERS" >"$TMP/out" 2>&1 & ;;
@@ -113,19 +102,7 @@ EOF
 		/usr/sbin/nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' >"$TMP/out" 2>&1 & ;;
 	esac
 	PID=$!
-	for _ in $(seq 1 100); do
-		python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$TMP/out" >&2
-	die "$s did not start"
-}
-
-stop() {
-	kill -TERM "$PID" 2>/dev/null || true
-	wait "$PID" 2>/dev/null || true
-	PID=
+	nb_started "$s" "$TMP/out"
 }
 
 # wrk once: prints "requests_per_s p99_ms"
@@ -137,8 +114,6 @@ measure() {
 		           else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
 		END { if (rps == "") exit 1; printf "%s %s\n", rps, p99 }'
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A RPS P99
 for c in "${CONN_LIST[@]}"; do
@@ -152,20 +127,19 @@ for c in "${CONN_LIST[@]}"; do
 			else
 				echo "http-bench: wrk failed against $s" >&2
 			fi
-			stop
+			nb_stop
 		done
 	done
 done
 
-printf '%s, %s CPUs (%s), Linux %s; wrk -t1, %s s per run, medians of %s; %s workers/processes per server\n\n' \
-	"$(date +%F)" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' | cut -c1-40)" \
-	"$(uname -r)" "$DURATION" "$RUNS" "$WORKERS"
+printf '%s; wrk -t1, %s s per run, medians of %s; %s workers/processes per server\n\n' \
+	"$(nb_machine)" "$DURATION" "$RUNS" "$WORKERS"
 printf '| server | connections | requests/s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n'
 for c in "${CONN_LIST[@]}"; do
-	base=$(printf '%s\n' ${RPS[crew-uring,$c]:-0} | median)
+	base=$(printf '%s\n' ${RPS[crew-uring,$c]:-0} | nb_median)
 	for s in "${SERVER_LIST[@]}"; do
-		rps=$(printf '%s\n' ${RPS[$s,$c]:-0} | median)
-		p99=$(printf '%s\n' ${P99[$s,$c]:-0} | median)
+		rps=$(printf '%s\n' ${RPS[$s,$c]:-0} | nb_median)
+		p99=$(printf '%s\n' ${P99[$s,$c]:-0} | nb_median)
 		ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
 		printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$rps" "$ratio" "$p99"
 	done

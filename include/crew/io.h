@@ -40,8 +40,10 @@
  * worker computes without suspending, the completion waits until that task
  * suspends (an idle worker takes over the busy worker's timers and its
  * last-woken task, not its I/O): long computations should crew_yield now and
- * then. Submissions go to the kernel in one batch when the submitting task
- * suspends.
+ * then. Submissions are batched: they go to the kernel at the worker's next
+ * poll (when it runs out of tasks, at the fairness tick, before it parks),
+ * or at once when 32 are pending, so that one syscall carries many; a
+ * computing task delays them as it delays completions.
  *
  * SIGPIPE: writing to a socket or pipe whose reader is gone raises SIGPIPE as
  * write(2) does: pass MSG_NOSIGNAL to crew_send, or ignore SIGPIPE.

@@ -1,0 +1,3 @@
+module crew/bench/peers/go-batch
+
+go 1.19

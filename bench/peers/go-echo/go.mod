@@ -1,0 +1,3 @@
+module crew/bench/peers/go-echo
+
+go 1.19

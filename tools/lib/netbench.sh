@@ -1,0 +1,57 @@
+# netbench.sh - what tools/http-bench.sh and tools/echo-bench.sh share:
+# installing their packages, building the Rust/Go peers, starting a server on
+# a free port and stopping it, and medians. Sourced, not run. Expects ROOT,
+# BUILD_DIR and OUT (the peers' directory) to be set.
+
+nb_die() { echo "${0##*/}: $*" >&2; exit 1; }
+
+# nb_install PKG...: install missing Debian packages when root, else say how.
+nb_install() {
+	(($#)) || return 0
+	((EUID == 0)) || nb_die "missing packages; run as root: apt-get update && apt-get install -y $*"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >/dev/null ||
+		nb_die "apt-get install $* failed"
+}
+
+# nb_build_tokio NAME: build bench/peers/NAME (offline, Debian's cargo) into $OUT/NAME.
+nb_build_tokio() {
+	local name=$1 src=$ROOT/bench/peers/$1
+	[[ -x $OUT/$name && ! $src/src/main.rs -nt $OUT/$name && ! $src/Cargo.toml -nt $OUT/$name ]] && return 0
+	(cd "$src" && RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$OUT/$name-target" \
+		/usr/bin/cargo build --release --offline --quiet) &&
+		install -m 755 "$OUT/$name-target/release/$name" "$OUT/$name"
+}
+
+# nb_build_go NAME: build bench/peers/NAME (no modules fetched) into $OUT/NAME.
+nb_build_go() {
+	local name=$1 src=$ROOT/bench/peers/$1
+	[[ -x $OUT/$name && ! $src/main.go -nt $OUT/$name ]] && return 0
+	(cd "$src" && GOPROXY=off GOCACHE="$OUT/go-cache" /usr/bin/go build -trimpath -o "$OUT/$name" .)
+}
+
+nb_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# nb_started NAME LOG: wait until the server (pid $PID) accepts on $PORT.
+nb_started() {
+	for _ in $(seq 1 100); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$2" >&2
+	nb_die "$1 did not start"
+}
+
+nb_stop() {
+	[[ -z ${PID:-} ]] && return 0
+	kill -TERM "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+	PID=
+}
+
+nb_median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+nb_machine() {
+	printf '%s, %s CPUs (%s), Linux %s' "$(date +%F)" "$(nproc)" \
+		"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' | cut -c1-40)" "$(uname -r)"
+}
