@@ -54,9 +54,10 @@ typedef struct copy {
 static void copier_fail(copy *c, int err, const char *what, const char *path)
 {
 	int none = 0;
-	/* err_what and err_path are read after every copier was joined (crew_join
-	 * orders it) */
-	if (atomic_compare_exchange_strong(&c->err, &none, err)) {
+	/* relaxed: only one copier may win; err_what and err_path are read after
+	 * every copier was joined, and crew_join orders that */
+	if (atomic_compare_exchange_strong_explicit(&c->err, &none, err, memory_order_relaxed,
+						    memory_order_relaxed)) {
 		c->err_what = what;
 		c->err_path = path;
 	}
@@ -71,8 +72,10 @@ static void *copier(void *arg)
 		copier_fail(c, -ENOMEM, "cannot copy", c->src_path);
 		return NULL;
 	}
-	while (!atomic_load(&c->err)) {
-		uint64_t off = atomic_fetch_add(&c->next, 1) * c->block;
+	/* relaxed, both: err is a hint to stop early; the counter only hands each
+	 * block to one copier (the bytes travel through the files, not memory) */
+	while (!atomic_load_explicit(&c->err, memory_order_relaxed)) {
+		uint64_t off = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed) * c->block;
 		if (off >= c->size)
 			break;
 		size_t want = c->size - off < c->block ? (size_t)(c->size - off) : c->block, got = 0;
@@ -173,7 +176,7 @@ static void *copy_blocks(copy *c)
 	for (unsigned i = 0; i < started; i++)
 		crew_join(t[i], NULL);
 	free(t);
-	int err = atomic_load(&c->err);
+	int err = atomic_load_explicit(&c->err, memory_order_relaxed); /* the copiers were joined */
 	return err ? failed(c->err_what, c->err_path, err) : NULL;
 }
 
