@@ -47,8 +47,7 @@ static size_t nw_iov_total(const struct msghdr *msg)
 	return total;
 }
 
-/* A socket whose MSG_WAITALL receive gathers (the kernel's, io_uring's rule). */
-static bool nw_gathers(int fd)
+bool crew__io_gathers(int fd)
 {
 	int type = 0;
 	socklen_t len = sizeof(type);
@@ -99,7 +98,7 @@ static int nw_recvmsg(crew__io_op *op)
 		return res;
 	if (res > 0) {
 		op->off = have += (size_t)res;
-		if (have < nw_iov_total(msg) && nw_gathers(op->fd))
+		if (have < nw_iov_total(msg) && crew__io_gathers(op->fd))
 			return CREW_IO_WAIT_IN;
 	}
 	return have ? (int)have : res; /* all, or EOF/error after a part: the part */

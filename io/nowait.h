@@ -59,6 +59,9 @@ int crew__io_try_nowait(crew__io_op *op);
 /* Make fd O_NONBLOCK for one call; *saved gets its flags for
  * crew__io_restore. 0 or -errno (fd is unchanged then). */
 int crew__io_nonblock(int fd, int *saved);
+/* A socket whose MSG_WAITALL receive gathers: a stream or seqpacket one (the
+ * kernel's and io_uring's rule; a datagram's ends with its first message). */
+bool crew__io_gathers(int fd);
 void crew__io_restore(int fd, int saved);
 
 #endif

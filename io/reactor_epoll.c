@@ -188,8 +188,9 @@ static int ep_connect(crew__io_op *op)
 	return rc;
 }
 
-/* recv; with MSG_WAITALL, keep what came (op->off counts it, unused by
- * recv otherwise) and wait for the rest, as io_uring's recv does. */
+/* recv; with MSG_WAITALL on a stream, keep what came (op->off counts it,
+ * unused by recv otherwise) and wait for the rest, as io_uring's recv does
+ * (a datagram socket's receive ends with its first message). */
 static int ep_recv(crew__io_op *op)
 {
 	size_t have = op->flags & MSG_WAITALL ? (size_t)op->off : 0;
@@ -199,7 +200,7 @@ static int ep_recv(crew__io_op *op)
 		return ep_again(rc) ? EP_WAIT_IN : rc;
 	if (rc > 0)
 		op->off = have += (size_t)rc;
-	if (rc > 0 && have < op->len)
+	if (rc > 0 && have < op->len && crew__io_gathers(op->fd))
 		return EP_WAIT_IN;
 	if (ep_again(rc))
 		return EP_WAIT_IN;

@@ -157,6 +157,26 @@ static void *msg_udp_name(void *arg)
 	return NULL;
 }
 
+/* crew_recv with MSG_WAITALL on a datagram socket returns the first
+ * datagram, as recv(2) and io_uring do (only streams gather): on epoll it
+ * used to wait for more. */
+static void *recv_waitall_dgram(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	CHECK(write(sv[1], "short", 5) == 5, "write");
+	char buf[64];
+	crew_deadline d;
+	crew_deadline_push(&d, crew_now() + 5 * CREWT_SEC);
+	ssize_t n = crew_recv(sv[0], buf, sizeof buf, MSG_WAITALL);
+	crew_deadline_pop(&d);
+	close(sv[0]);
+	close(sv[1]);
+	CHECK(n == 5 && !memcmp(buf, "short", 5), "MSG_WAITALL on a datagram: %zd", n);
+	return NULL;
+}
+
 /* Yield until fd has no unread bytes (the receiver took them). */
 static bool drained(int fd)
 {
@@ -263,4 +283,5 @@ static void *shutdown_eof(void *arg)
 IO_TEST_EMUL(msg_scm_rights, 2, msg_scm_rights, NULL)
 IO_TEST_EMUL(msg_udp_name, 2, msg_udp_name, NULL)
 IO_TEST_EMUL(msg_waitall, 2, msg_waitall, NULL)
+IO_TEST(recv_waitall_dgram, 2, recv_waitall_dgram, NULL)
 IO_TEST_EMUL(shutdown_eof, 2, shutdown_eof, NULL)
