@@ -100,7 +100,6 @@ struct crew__worker {
 	crew_task *due_head, *due_tail;
 	/* fork-join (fork.c): read by thieves */
 	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
-	uint32_t splitreq;       /* atomic: a thief found nothing shared here */
 	/* I/O cancel requests from other workers (io.c), for our reactor */
 	uint32_t io_cancel_lock;
 	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
@@ -372,16 +371,29 @@ void crew__offload_fini(crew__runtime *rt);
 
 /* fork.c */
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
+crew__fq *crew__frames_of_current(crew__worker *w);
 void crew__frames_free(crew__worker *w);
 /* The frame deque of the fiber `f` runs on (every task fiber is inside its
- * stack); published for thieves before the worker switches to it. */
+ * stack): published for thieves (w->fq) and for crew_fork (crew__tls_fq)
+ * before the worker switches to it. */
 static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 {
 	crew__fq *q = ((crew__stack *)f)->frames;
+	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
+	crew__store_ptr(&crew__tls_fq, q);
 	/* release: the deque's initialisation before thieves use it; pairs
 	 * with the acquire load in crew__frame_steal */
 	if (crew__load_ptr(&w->fq) != q)
 		crew__store_release_ptr(&w->fq, q);
+}
+/* Owner of q (the thread running its fiber): its forks so far go to w's
+ * crew_stats (frames.h). */
+static inline void crew__fq_count_forks(crew__worker *w, crew__fq *q)
+{
+	if (q && q->forks) {
+		crew__stat_add(&w->stats.forks, q->forks);
+		q->forks = 0;
+	}
 }
 
 /* stats.c */

@@ -395,6 +395,11 @@ void crew__task_run_body(crew_task *t)
 			  t->name, *forks - forks_before);
 #endif
 	t->result = result;
+	/* its forks into crew_stats before its end can be seen (a joiner may
+	 * read them next) */
+	crew__fq *q = ((crew__stack *)t->fiber)->frames;
+	if (q && q->forks)
+		crew__fq_count_forks(crew__worker_current(), q);
 	bool is_main = t == rt->main;
 	/* A task that ends after shutdown began was cancelled (asyncio.run). */
 	uint32_t cancel = !is_main && crew__load_32(&rt->shutdown) ? CREW_T_CANCELLED : 0;

@@ -492,6 +492,8 @@ static void worker_run(crew__worker *w, crew_task *t)
 	crew__fq_publish(w, t->fiber);
 	crew__fiber_switch(&w->sched, t->fiber, false);
 	crew__stack_after_switch(w); /* canaries of stacks without guard page */
+	/* the forks of the fiber that switched back (still ours: RUNNING) */
+	crew__fq_count_forks(w, w->fq);
 	/* back on the scheduler: the task that switched is w->current (t, or a
 	 * child t was running inline) */
 	crew_task *cur = w->current;
@@ -584,6 +586,7 @@ void *crew__worker_main(void *arg)
 	crew__stack_drop_all(w);
 	crew__overflow_thread_fini(w);
 	crew__store_ptr(&w->fq, NULL);
+	crew__store_ptr(&crew__tls_fq, NULL);
 	crew__tls_worker = NULL;
 	return NULL;
 }

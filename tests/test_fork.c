@@ -1,7 +1,8 @@
 /*
  * crew_fork / crew_sync: results against the serial answer at 1, 2, 4
  * workers; nested forks synced in reverse order; frames that suspend, stolen
- * and not; cancellation does not skip a sync; outside a task; order
+ * and not; cancellation does not skip a sync; frames off the stack and
+ * tasks that move; outside a task; order
  * violations abort in debug builds.
  */
 #include "helpers.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -225,6 +227,46 @@ Test(fork, cancel_does_not_skip_sync, .timeout = CREWT_TIMEOUT(60))
 		if (w > 1)
 			cr_expect(atomic_load(&s.stolen), "2 workers: the frame was not stolen");
 		crew_future_release(s.fut);
+	}
+}
+
+/* ---- the inline fast path's edges ---- */
+
+/* Frames in heap memory (not on the forking fiber's stack) and a fork loop
+ * whose task moves between workers (sleeps) while frames are outstanding. */
+static void *heap_and_moving(void *arg)
+{
+	(void)arg;
+	enum { N = 64 };
+	crew_frame *f = malloc(N * sizeof(*f));
+	if (!f)
+		return NULL;
+	uintptr_t sum = 0;
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < N; i++)
+			crew_fork(&f[i], fib_fork, (void *)(uintptr_t)(i % 12));
+		crew_sleep(100000); /* may resume on another worker */
+		crew_frame g;
+		crew_fork(&g, fib_fork, (void *)15); /* on the stack, after the move */
+		sum += (uintptr_t)crew_sync(&g);
+		for (int i = N; i-- > 0;)
+			sum += (uintptr_t)crew_sync(&f[i]);
+	}
+	free(f);
+	return (void *)sum;
+}
+
+Test(fork, heap_frames_and_migration, .timeout = CREWT_TIMEOUT(60))
+{
+	uintptr_t want = 0;
+	for (int i = 0; i < 64; i++)
+		want += fib_serial((uintptr_t)(i % 12));
+	want = 20 * (want + fib_serial(15));
+	for (unsigned w = 1; w <= 4; w *= 2) {
+		void *res = NULL;
+		cr_assert_eq(crewt_run(w, heap_and_moving, NULL, &res), 0);
+		cr_expect_eq((uintptr_t)res, want, "%u workers: %lu, want %lu", w,
+		             (unsigned long)(uintptr_t)res, (unsigned long)want);
 	}
 }
 
