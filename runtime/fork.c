@@ -79,9 +79,11 @@ CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
 }
 
 /* A thief asked for work: share, and make sure somebody comes for it. */
-CREW_COLD static void fork_share(crew__fq *q)
+CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
 {
-	crew__fq_rearm(q); /* first: a request after this is seen next time */
+	/* first: a request after these is seen next time */
+	crew__store_32(&w->splitreq, 0); /* relaxed: a hint */
+	crew__fq_rearm(q);
 	if (crew__fq_share(q))
 		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
 }
@@ -144,7 +146,7 @@ void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
 	/* a hint; reading it late only delays sharing */
 	int64_t limit = crew__load_64(&q->limit);
 	if (CREW_UNLIKELY(limit == CREW_FQ_ASKED))
-		fork_share(q);
+		fork_share(w, q);
 	else if (limit != crew__fq_limit(q))
 		crew__fq_rearm(q); /* head_seen moved on (crew__fq_push, sync_shared) */
 }
@@ -266,16 +268,24 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 {
 	/* acquire: pairs with the release in crew__fq_publish */
 	crew__fq *q = crew__load_acquire_ptr(&v->fq);
-	if (!q)
-		return NULL; /* its fiber never forked: nothing to ask */
+	crew__frame *f = CREW_FQ_EMPTY;
 	/* the task that will carry the frame, before the frame is ours */
 	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
 		return NULL;
-	crew__frame *f = CREW_FQ_RETRY;
-	for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
-		f = crew__fq_steal(q);
+	if (q) {
+		f = CREW_FQ_RETRY;
+		for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
+			f = crew__fq_steal(q);
+	}
 	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) {
-		crew__fq_ask(q);
+		/* Ask v (it passes the request to the next fiber it runs, if
+		 * it leaves this one: crew__fq_publish) and v's current deque.
+		 * Read first: no cache-line traffic while the request stands. */
+		if (!crew__load_32(&v->splitreq))
+			crew__store_32(&v->splitreq, 1); /* relaxed: a hint */
+		if (q)
+			crew__fq_ask(q);
+		w->asked = true; /* worker_search waits a little for the share */
 		return NULL;
 	}
 	crew_task *t = w->steal_spare;

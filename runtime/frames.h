@@ -32,7 +32,12 @@
  *     both the request and a full deque), the out-of-line crew_fork sees the
  *     request and shares half of its private frames (crew__fq_share) after
  *     putting the bound back (crew__fq_rearm); parallel.c reads the request
- *     between grains.
+ *     between grains. The thief also sets its victim worker's `splitreq`:
+ *     the request stands on the worker until a share answers it, and the
+ *     worker passes it on to the deque of each fiber it switches to
+ *     (crew__fq_publish), so that a request made while the victim was
+ *     between fibers, or running one without a deque yet, is not left on a
+ *     deque nobody forks on (a thief then parked for nothing: bpc).
  *   - forks: the owner counts pushes in `forks` and adds them to its
  *     worker's crew_stats (crew__fq_count_forks) when the fiber switches
  *     back to the scheduler, before a task's end is published, and when

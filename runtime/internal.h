@@ -106,6 +106,7 @@ struct crew__worker {
 	crew_task *due_head, *due_tail;
 	/* fork-join (fork.c): read by thieves */
 	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
+	uint32_t splitreq;       /* atomic: a thief asks for a share, whatever fiber runs here */
 	/* I/O cancel requests from other workers (io.c), for our reactor */
 	uint32_t io_cancel_lock;
 	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
@@ -126,6 +127,7 @@ struct crew__worker {
 	bool watching;           /* under rt->idle_lock: parked, and will look at busy workers */
 	uint64_t rng;
 	bool searching;
+	bool asked;              /* this search asked a frame deque to share (worker.c) */
 	bool saw_shutdown;
 	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
 	crew__timer_set timers;
@@ -390,8 +392,14 @@ static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 	crew__fq *q = ((crew__stack *)f)->frames;
 	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
 	crew__store_ptr(&crew__tls_fq, q);
-	if (q)
+	if (q) {
 		q->task = w->current;
+		/* a thief's request stands on the worker until a fork answers
+		 * it: it goes to the deque of whatever fiber runs here now
+		 * (relaxed: a hint) */
+		if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+			crew__fq_ask(q);
+	}
 	/* release: the deque's initialisation before thieves use it; pairs
 	 * with the acquire load in crew__frame_steal */
 	if (crew__load_ptr(&w->fq) != q)
