@@ -695,7 +695,9 @@ typedef struct crew_worker_stats {
 	uint64_t tasks_spawned;  /**< crew_spawn calls on it, and stolen frames it ran as tasks */
 	uint64_t tasks_run;      /**< task bodies that finished on it (spawned, main, stolen
 	                              frames; a task joined inline counts too) */
-	uint64_t forks;          /**< crew_fork calls that pushed a frame */
+	uint64_t forks;          /**< crew_fork calls that pushed a frame (counted
+	                              per fiber, added when its task ends, when it
+	                              switches out, or by the caller's crew_stats) */
 	uint64_t steals;         /**< tasks and frames it took from other workers */
 	uint64_t steal_attempts; /**< other workers it looked at for work */
 	uint64_t parks;          /**< times it slept for lack of work */
