@@ -370,8 +370,9 @@ static crew_task *worker_take_over(crew__runtime *rt, crew__worker *w)
  * owner took its frames back: bpc with crew_fork ran no faster on two
  * workers than on one). Wait for the share here for up to CREW_ASK_SPIN_NS,
  * still counted as searching (so the owner's share wakes nobody), looking
- * at the shared parts and the inject queue only; then give up (the owner
- * may not fork again for a long time) and park.
+ * at the other workers' deques (tasks, due tasks, shared frames) and the
+ * inject queue; then give up (the owner may not fork again for a long
+ * time) and park.
  */
 #define CREW_ASK_SPIN_NS 50000ull
 static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
@@ -382,7 +383,16 @@ static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
 			crew__worker *v = &rt->workers[i];
 			/* acquire: pairs with crew__fq_publish; head then split as
 			 * idle_work_visible reads them (a hint: the steal decides) */
-			crew__fq *q = v == w ? NULL : crew__load_acquire_ptr(&v->fq);
+			if (v == w)
+				continue;
+			/* tasks spawned meanwhile: nobody else looks for them while
+			 * we count as searching */
+			if (crew__deque_size(&v->deque) > 0 || crew__load_32(&v->due_len) > 0) {
+				crew_task *t = worker_steal_from(w, v);
+				if (t)
+					return t;
+			}
+			crew__fq *q = crew__load_acquire_ptr(&v->fq);
 			if (!q)
 				continue;
 			if (crew__load_64(&q->head) < crew__load_acquire_64(&q->split)) {
