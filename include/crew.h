@@ -450,6 +450,8 @@ CREW_API void crew_future_release(crew_future *f);
  * crew_frame - one forked call, declared by the caller on its own stack
  * (`crew_frame f;`). 64 bytes on LP64 (eight pointers); its fields are
  * private. It must stay in scope, unmoved, from crew_fork to crew_sync.
+ * (A frame elsewhere, e.g. in heap memory, works too; except on x86-64
+ * without the inline fast path described at crew_fork.)
  */
 typedef struct crew_frame {
 	void *crew_private_[8];
@@ -467,7 +469,10 @@ typedef struct crew_frame {
  * Whoever runs `fn` (this task at crew_sync, or a thief) runs it exactly once.
  * A stolen `fn` runs as a task of its own (named "crew_fork") on a fiber of
  * its own on the thief, so it may suspend (sleep, join, futures) like any
- * task; it does not see the forking task's cancellation (only shutdown's).
+ * task. It sees the forking task's cancellation as the forking task itself
+ * would: once the forking task is cancelled (before or while `fn` runs),
+ * every suspending call in `fn` returns -ECANCELED (a wait in progress ends
+ * at once), as when crew_sync runs `fn` inline.
  * An `fn` run by crew_sync runs as the syncing task, on its stack.
  * Rules: every crew_fork is matched by one crew_sync of the same frame, in
  * the same task, in reverse order of the forks (the last forked is synced
@@ -480,6 +485,17 @@ typedef struct crew_frame {
  * Memory: `f` and `arg` remain the caller's; `arg` must stay valid until the
  * sync returned.
  * Context: a task (anything else: see above). Not a cancellation point.
+ *
+ * Inline fast path: this header turns calls of crew_fork and crew_sync into
+ * inline code (the macros below) that pushes and pops the frame with a few
+ * plain loads and stores, and calls the exported functions only for
+ * everything else (a fiber's first fork, a full deque, a thief's request,
+ * a stolen frame, a low stack, CREW_DEBUG builds of libcrew, and except on
+ * x86-64 a frame not on the running fiber's stack). That code reads the
+ * private layout below:
+ * it is compiled into the caller, so a program must be rebuilt with the
+ * crew.h of the libcrew it runs with. Define CREW_NO_INLINE_FORK before
+ * including crew.h to call the exported functions instead (same semantics).
  */
 CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
 
@@ -495,9 +511,138 @@ CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
  * is not a cancellation point and is never skipped: a cancelled task's syncs
  * still wait for their frames (the frames live on its stack).
  * Context: the task that forked `f` (see crew_fork's rules); outside a task,
- * calls fn(arg).
+ * calls fn(arg). Inline fast path: see crew_fork.
  */
 CREW_API void *crew_sync(crew_frame *f);
+
+/*
+ * Private: what the inline crew_fork/crew_sync see of a frame and of the
+ * frame deque of the running fiber (runtime/frames.h has the protocol).
+ * Not API: names and layout change whenever libcrew's do.
+ */
+#define CREW__FQ_CAP 512u /* frames outstanding per fiber; power of two */
+struct crew_task;
+struct crew__fq;
+struct crew__frame {
+	crew_fn fn;
+	void *arg;
+	void *result;
+	struct crew__fq *q;            /* NULL: not in a deque, crew_sync runs fn */
+	struct crew_task *waiter;      /* atomic, once shared: NULL, the syncing task,
+					* or DONE */
+	struct crew_task *task;        /* the forking task (a thief's task inherits
+					* its cancellation) */
+	uint32_t depth;                /* CREW_DEBUG: outstanding forks of the fiber */
+};
+struct crew__fq {
+	/* shared with thieves */
+	int64_t head __attribute__((aligned(64))); /* atomic: thieves CAS it */
+	int64_t split __attribute__((aligned(64))); /* atomic: owner stores, thieves load */
+	int64_t limit;               /* atomic: inline pushes only below it; 0: a thief
+					found nothing shared and asks for a share;
+					INT64_MIN: CREW_DEBUG builds, no inline push */
+	/* the owner's (whoever runs the fiber) */
+	int64_t bottom __attribute__((aligned(64))); /* next push goes to slot bottom */
+	int64_t o_split;             /* the owner's copy of split: inline pops at or above */
+	uintptr_t stack_lo;          /* atomic: the fiber's stack is */
+	uintptr_t stack_span;        /*   [stack_lo, stack_lo + stack_span) */
+	uintptr_t room;              /* inline syncs only while the stack pointer is >= room
+					(UINTPTR_MAX: CREW_DEBUG builds, none) */
+	struct crew_task *task;      /* the task running on the fiber */
+	uint64_t forks;              /* pushes not yet added to the worker's crew_stats */
+	int64_t head_seen;           /* head at some past moment: head only grows */
+	struct crew__fq *all_next;   /* the allocating worker's list */
+	struct crew__frame *slots[CREW__FQ_CAP] __attribute__((aligned(64))); /* atomic */
+};
+/* The running fiber's deque (NULL: none yet, or not a worker thread). */
+CREW_API extern __thread struct crew__fq *crew__tls_fq __attribute__((tls_model("initial-exec")));
+
+/*
+ * The thread-local read anew where crew_fork is called. A compiler may keep
+ * the address of a thread-local across a call, after which this fiber may
+ * run on another thread (crew_sync and every suspending call may move it).
+ * On x86-64 the read is an asm the compiler cannot keep or move across a
+ * call (initial-exec: two loads, one after static linking). Elsewhere it is
+ * an atomic read (of another thread's copy, maybe), and crew__fork_inline
+ * checks that the frame lies on that deque's stack, which only the running
+ * fiber's deque passes (CREW__FQ_CHECK_STACK), before it reads anything else
+ * of the deque. (Stacks and deques live until crew_run returns, and so do
+ * the worker threads.)
+ */
+#if defined(__x86_64__) && !defined(CREW__FQ_TLS_PORTABLE)
+static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(void)
+{
+	struct crew__fq *q;
+	__asm__ volatile("movq crew__tls_fq@gottpoff(%%rip), %0\n\t"
+			 "movq %%fs:(%0), %0"
+			 : "=r"(q)
+			 :
+			 : "memory");
+	return q;
+}
+#define CREW__FQ_CHECK_STACK(q, frame) 1
+#else
+static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(void)
+{
+	return __atomic_load_n(&crew__tls_fq, __ATOMIC_RELAXED);
+}
+#define CREW__FQ_CHECK_STACK(q, frame)                                                          \
+	((uintptr_t)(frame) - __atomic_load_n(&(q)->stack_lo, __ATOMIC_RELAXED) <               \
+	 __atomic_load_n(&(q)->stack_span, __ATOMIC_RELAXED))
+#endif
+
+static inline __attribute__((always_inline)) void crew__fork_inline(crew_frame *frame, crew_fn fn,
+								     void *arg)
+{
+	struct crew__frame *f = (struct crew__frame *)(void *)frame;
+	struct crew__fq *q = crew__fq_running();
+	/* the frame on this deque's stack where the read above needs the
+	 * check; room in the deque, no thief asking (limit 0) */
+	if (__builtin_expect(q != NULL && CREW__FQ_CHECK_STACK(q, frame), 1)) {
+		int64_t b = q->bottom;
+		if (__builtin_expect(b < __atomic_load_n(&q->limit, __ATOMIC_RELAXED), 1)) {
+			f->fn = fn;
+			f->arg = arg;
+			f->q = q;
+			f->task = q->task;
+			/* relaxed: a stale thief may read the slot (its CAS then fails) */
+			__atomic_store_n(&q->slots[b & (CREW__FQ_CAP - 1)], f, __ATOMIC_RELAXED);
+			q->bottom = b + 1;
+			q->forks++;
+			return;
+		}
+	}
+	(crew_fork)(frame, fn, arg);
+}
+
+static inline __attribute__((always_inline)) void *crew__sync_inline(crew_frame *frame)
+{
+	struct crew__frame *f = (struct crew__frame *)(void *)frame;
+	struct crew__fq *q = f->q;
+	if (__builtin_expect(q != NULL, 1)) {
+		int64_t b = q->bottom - 1;
+		uintptr_t sp;
+#if defined(__x86_64__)
+		__asm__("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+		__asm__("mov %0, sp" : "=r"(sp));
+#else
+		sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+		/* still in the private part (nobody else could take it), and a
+		 * quarter of the stack free */
+		if (__builtin_expect(b >= q->o_split && sp >= q->room, 1)) {
+			q->bottom = b;
+			return f->fn(f->arg);
+		}
+	}
+	return (crew_sync)(frame);
+}
+
+#if !defined(CREW_NO_INLINE_FORK)
+#define crew_fork(f, fn, arg) crew__fork_inline((f), (fn), (arg))
+#define crew_sync(f) crew__sync_inline(f)
+#endif
 
 /**
  * crew_parallel_for - call body(a, b, ctx) on pieces [a, b) that cover
@@ -550,7 +695,9 @@ typedef struct crew_worker_stats {
 	uint64_t tasks_spawned;  /**< crew_spawn calls on it, and stolen frames it ran as tasks */
 	uint64_t tasks_run;      /**< task bodies that finished on it (spawned, main, stolen
 	                              frames; a task joined inline counts too) */
-	uint64_t forks;          /**< crew_fork calls that pushed a frame */
+	uint64_t forks;          /**< crew_fork calls that pushed a frame (counted
+	                              per fiber, added when its task ends, when it
+	                              switches out, or by the caller's crew_stats) */
 	uint64_t steals;         /**< tasks and frames it took from other workers */
 	uint64_t steal_attempts; /**< other workers it looked at for work */
 	uint64_t parks;          /**< times it slept for lack of work */

@@ -4,8 +4,11 @@
  *
  * Overview (the deque itself: frames.h)
  *   crew_fork  pushes the frame on the running fiber's frame deque (plain
- *              stores) and, when a thief asked (w->splitreq), shares half of
- *              the private frames and wakes an idle worker.
+ *              stores) and, when a thief asked (q->limit 0), shares half of
+ *              the private frames and wakes an idle worker. The common case
+ *              is inline in the caller (crew.h); these are the exported
+ *              functions it calls for the rest (and for callers that do not
+ *              use crew.h's inline code).
  *   crew_sync  pops it: a private frame with plain stores, a shared one after
  *              lowering split (fence, and a CAS for the last one). Taken back:
  *              fn runs inline, on the caller's stack, as the calling task.
@@ -15,7 +18,9 @@
  *              runtime cannot stop under it) which runs fn on a fiber of its
  *              own, so fn may suspend; it stores the result and exchanges
  *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
- *              it registered there.
+ *              it registered there. That task is a "stolen kid" of the
+ *              forking task (f->task, task.c): cancelling the forking task
+ *              cancels it too, as if fn ran inline in the forking task.
  *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
  *   like crew_join; its worker meanwhile runs or steals other work. We
  *   measured leapfrogging (steal back from the thief's current deque and
@@ -36,6 +41,9 @@
 _Static_assert(sizeof(crew__frame) <= sizeof(crew_frame), "crew_frame too small");
 _Static_assert(_Alignof(crew__frame) <= _Alignof(crew_frame), "crew_frame misaligned");
 
+/* The running fiber's deque, for crew.h's inline crew_fork (frames.h). */
+__thread crew__fq *crew__tls_fq __attribute__((tls_model("initial-exec")));
+
 /* ---- the owner ---- */
 
 /* A fiber's first fork: its deque. NULL: outside a task, or no memory (then
@@ -50,6 +58,18 @@ CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
 		if (!q)
 			return NULL;
 		memset(q, 0, sizeof(*q));
+		q->limit = crew__fq_limit(q);
+#if !defined(CREW_DEBUG)
+		/* the inline fork and sync (crew.h); CREW_DEBUG leaves them off
+		 * (no limit, stack_span 0, room past every stack) for the checks
+		 * below */
+		/* relaxed: crew.h may read them through a stale thread-local */
+		crew__store_64((int64_t *)&q->stack_lo, (int64_t)(uintptr_t)s->fiber.lo);
+		crew__store_64((int64_t *)&q->stack_span, (int64_t)s->fiber.size);
+		q->room = (uintptr_t)s->fiber.lo + s->fiber.size / 4; /* crew__stack_room */
+#else
+		q->room = UINTPTR_MAX;
+#endif
 		q->all_next = w->fq_all;
 		w->fq_all = q;
 		s->frames = q;
@@ -61,7 +81,9 @@ CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
 /* A thief asked for work: share, and make sure somebody comes for it. */
 CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
 {
-	crew__store_32(&w->splitreq, 0); /* relaxed: a request after this is seen next time */
+	/* first: a request after these is seen next time */
+	crew__store_32(&w->splitreq, 0); /* relaxed: a hint */
+	crew__fq_rearm(q);
 	if (crew__fq_share(q))
 		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
 }
@@ -98,15 +120,15 @@ static void frame_count_fork(crew__worker *w, crew__frame *f)
 #define frame_count_fork(w, f) ((void)0)
 #endif
 
-void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
+/* Parenthesised: crew.h's macro of the same name is the inline fast path. */
+void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
 {
 	crew__frame *f = (crew__frame *)frame;
 	f->fn = fn;
 	f->arg = arg;
 	/* The thread-local directly, not crew__worker_current(): the TLS-migration
 	 * hazard (internal.h) is a TLS address cached across a suspension, and
-	 * nothing in crew_fork suspends (it is not inlined into callers: another
-	 * translation unit, no LTO). Saves a call per fork. */
+	 * nothing in crew_fork suspends. */
 	crew__worker *w = crew__tls_worker;
 	crew__fq *q = w ? w->fq : NULL;
 	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
@@ -115,16 +137,18 @@ void crew_fork(crew_frame *frame, crew_fn fn, void *arg)
 		return;
 	}
 	f->q = q;
-	crew__store_ptr(&f->waiter, NULL); /* relaxed: published with the slot */
+	f->task = q->task;
 	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
 		fork_overflow(w, f);
 		return;
 	}
 	frame_count_fork(w, f);
-	crew__stat_inc(&w->stats.forks);
-	/* relaxed: a hint; reading it late only delays sharing */
-	if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+	/* a hint; reading it late only delays sharing */
+	int64_t limit = crew__load_64(&q->limit);
+	if (CREW_UNLIKELY(limit == CREW_FQ_ASKED))
 		fork_share(w, q);
+	else if (limit != crew__fq_limit(q))
+		crew__fq_rearm(q); /* head_seen moved on (crew__fq_push, sync_shared) */
 }
 
 /* The frame was stolen: wait until its thief finished it. */
@@ -147,6 +171,13 @@ static void *frame_wait(crew__frame *f)
 static void *sync_on_own_fiber(crew__frame *f);
 static void *frame_run(void *arg);
 
+/* f is ours to run: here, or on a fiber of its own when the stack is low. */
+static inline void *sync_run(crew__frame *f)
+{
+	return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
+								   sync_on_own_fiber(f);
+}
+
 /* f is in the shared part (at index b): take it back unless a thief did.
  * Out of line: crew_sync's fast path then needs no saved registers. */
 __attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
@@ -159,16 +190,16 @@ __attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, 
 	crew__fence();
 	int64_t h = crew__load_64(&q->head);
 	if (h < b) /* thieves cannot reach b any more */
-		return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
-									  sync_on_own_fiber(f);
+		return sync_run(f);
 	bool ours = h == b && crew__cas_64(&q->head, b, b + 1);
 	/* now head == b + 1: empty; the next push goes to b + 1 */
+	/* (limit stays below crew__fq_limit: the next fork that reaches it
+	 * goes out of line and puts it back) */
 	q->bottom = q->o_split = q->head_seen = b + 1;
 	crew__store_64(&q->split, b + 1);
 	if (!ours)
 		return frame_wait(f);
-	return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
-								  sync_on_own_fiber(f);
+	return sync_run(f);
 }
 
 /* f is ours again but the stack is low (a deep chain of inline syncs, as
@@ -182,11 +213,14 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
 		return f->fn(f->arg);
 	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
 	crew__task_init_frame(w, t, frame_run, f);
+	/* it runs fn for us (the forking task, by the rules): our kid */
+	crew__task_kid_add(w->current, t);
 	crew__schedule(t, false); /* the push is a release: t and f with it */
 	return frame_wait(f);
 }
 
-void *crew_sync(crew_frame *frame)
+/* Parenthesised: see crew_fork. */
+void *(crew_sync)(crew_frame *frame)
 {
 	crew__frame *f = (crew__frame *)frame;
 	crew__fq *q = f->q;
@@ -209,12 +243,17 @@ void *crew_sync(crew_frame *frame)
 
 /* ---- the thief ---- */
 
-/* The body of the task that runs a stolen frame. */
+/* The body of the task that runs a stolen frame (or one its owner's low
+ * stack sent to a fiber of its own). */
 static void *frame_run(void *arg)
 {
 	crew__frame *f = arg;
 	void *r = f->fn(f->arg);
 	f->result = r;
+	crew_task *self = crew__worker_current()->current; /* fn may have migrated us */
+	/* before DONE: the owner may read crew_stats right after its sync */
+	crew__fq_count_forks(crew__worker_current(), ((crew__stack *)self->fiber)->frames);
+	crew__task_kid_remove(self); /* the forking task is alive until DONE */
 	/* full barrier: the result before DONE; pairs with the owner's acquire
 	 * load or CAS of waiter. After this f may be gone: not touched again. */
 	crew_task *j = crew__fas_ptr(&f->waiter, CREW_FRAME_DONE);
@@ -224,31 +263,46 @@ static void *frame_run(void *arg)
 }
 
 /* Steal the oldest shared frame of the fiber v runs: a task that runs it,
- * ready for worker_run; or NULL (then v is asked to share more). */
+ * ready for worker_run; or NULL (then v's deque is asked to share more). */
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 {
 	/* acquire: pairs with the release in crew__fq_publish */
 	crew__fq *q = crew__load_acquire_ptr(&v->fq);
-	if (!q)
-		goto ask;
+	crew__frame *f = CREW_FQ_EMPTY;
 	/* the task that will carry the frame, before the frame is ours */
 	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
 		return NULL;
-	crew__frame *f = CREW_FQ_RETRY;
-	for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
-		f = crew__fq_steal(q);
-	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY)
-		goto ask;
+	if (q) {
+		f = CREW_FQ_RETRY;
+		for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
+			f = crew__fq_steal(q);
+	}
+	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) {
+		/* Ask v (it passes the request to the next fiber it runs, if
+		 * it leaves this one: crew__fq_publish) and v's current deque.
+		 * Read first: no cache-line traffic while the request stands. */
+		if (!crew__load_32(&v->splitreq))
+			crew__store_32(&v->splitreq, 1); /* relaxed: a hint */
+		if (q)
+			crew__fq_ask(q);
+		w->asked = true; /* worker_search waits a little for the share */
+		return NULL;
+	}
 	crew_task *t = w->steal_spare;
 	w->steal_spare = NULL;
 	crew__task_init_frame(w, t, frame_run, f);
+	/* f->task waits in crew_sync for f: alive until frame_run's remove */
+	crew__task_kid_add(f->task, t);
 	crew__stat_inc(&w->stats.steals);
 	return t;
-ask:
-	/* read first: no cache-line traffic while the request stands */
-	if (!crew__load_32(&v->splitreq))
-		crew__store_32(&v->splitreq, 1);
-	return NULL;
+}
+
+/* The running fiber's deque, made if it has none (parallel.c: thieves can
+ * only ask a fiber with a deque to share). NULL: no memory, or not a task. */
+crew__fq *crew__frames_of_current(crew__worker *w)
+{
+	crew__fq *q = w ? w->fq : NULL;
+	return q ? q : fork_new_deque(w);
 }
 
 /* crew_run's end: the deques this worker allocated. */

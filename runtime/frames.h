@@ -7,20 +7,50 @@
  *   the first time a task on that stack forks and kept with the stack (a task
  *   may suspend between fork and sync and resume on another worker: its
  *   frames travel with its fiber). The worker running a fiber publishes that
- *   fiber's deque in w->fq, where thieves look for it.
+ *   fiber's deque in w->fq, where thieves look for it, and in the
+ *   thread-local crew__tls_fq, where crew_fork finds it.
  *
  *   Slots are indexed by three monotonic counters (Lace's split deque):
  *     [head, split)    shared: thieves may take the oldest (head) with a CAS
  *     [split, bottom)  private: only the owner (whoever runs the fiber) sees it
  *   - owner: push at bottom and pop from the private part with plain stores;
- *     no fence, no atomic read-modify-write (crew__fq_push, crew__fq_pop).
- *   - thief: crew__fq_steal. A thief that finds the shared part empty sets
- *     its victim worker's `splitreq`; the owner reads that flag at its next
- *     fork and then shares half of its private frames (crew__fq_share).
+ *     no fence, no atomic read-modify-write. The common case is inline in
+ *     the caller (crew.h: crew__fork_inline, crew__sync_inline); everything
+ *     else goes to the exported crew_fork/crew_sync (fork.c), which repeat
+ *     the common case (crew__fq_push here, the private pop in crew_sync).
+ *     The inline push reads the thread-local so that the caller's compiler
+ *     cannot keep another thread's copy across a suspension (internal.h,
+ *     TLS hazard): an asm on x86-64; elsewhere it checks that the frame
+ *     lies on the deque's stack (stack_lo, stack_span), which only the
+ *     running fiber's deque passes. The inline pop checks the stack room
+ *     (room, as crew__stack_room). CREW_DEBUG builds set limit to INT64_MIN,
+ *     stack_span to 0 and room to the top of the address space: every fork
+ *     and sync then goes through fork.c's checks.
+ *   - thief: crew__fq_steal. A thief that finds the shared part empty asks
+ *     for a share by storing 0 in the deque's `limit` (crew__fq_ask): the
+ *     owner's next inline push then fails its bound (one compare serves
+ *     both the request and a full deque), the out-of-line crew_fork sees the
+ *     request and shares half of its private frames (crew__fq_share) after
+ *     putting the bound back (crew__fq_rearm); parallel.c reads the request
+ *     between grains. The thief also sets its victim worker's `splitreq`:
+ *     the request stands on the worker until a share answers it, and the
+ *     worker passes it on to the deque of each fiber it switches to
+ *     (crew__fq_publish), so that a request made while the victim was
+ *     between fibers, or running one without a deque yet, is not left on a
+ *     deque nobody forks on (a thief then parked for nothing: bpc).
+ *   - forks: the owner counts pushes in `forks` and adds them to its
+ *     worker's crew_stats (crew__fq_count_forks) when the fiber switches
+ *     back to the scheduler, before a task's end is published, and when
+ *     crew_stats is called from a task.
+ *   - task: the task running on the fiber (crew__fq_publish; an inline join
+ *     changes it for the child's run, task.c). A fork records it in the
+ *     frame; the thief that steals the frame makes its task a "stolen kid"
+ *     of it, so that it is cancelled with it (fork.c).
  *   - owner popping a frame in the shared part (fork.c, sync_shared): it
  *     moves split down to that frame, fences, and reads head; the last
  *     shared frame is settled with a CAS on head, as in Chase-Lev.
- *   Invariant: head <= split <= bottom, bottom - head <= CREW_FQ_CAP; each
+ *   Invariant: head <= split <= bottom, bottom - head <= CREW_FQ_CAP
+ *   (limit <= head_seen + CREW_FQ_CAP, head_seen <= head); each
  *   pushed frame is taken by exactly one of the owner's pop or a steal.
  *   When the owner finds the frame it syncs stolen, every older frame was
  *   stolen too (thieves take the oldest first): the deque is then empty,
@@ -42,42 +72,28 @@
  *     owner sees the thief's head (and settles the last frame by CAS).
  *   frame result: the thief stores the result, then exchanges the frame's
  *     `waiter` with CREW_FRAME_DONE (full barrier) -> pairs with the owner's
- *     acquire load (or CAS) of `waiter` in crew_sync.
+ *     acquire load (or CAS) of `waiter` in crew_sync. `waiter` is set to
+ *     NULL when the frame is shared (before the release store of split),
+ *     not at the push: only a shared frame can be stolen.
  */
 #ifndef CREW_FRAMES_H
 #define CREW_FRAMES_H
 
 #include "atomics.h"
+#include "crew.h"
 #include <stdint.h>
 
-#define CREW_FQ_CAP 512u /* frames outstanding per fiber; power of two */
+#define CREW_FQ_CAP CREW__FQ_CAP
 
 struct crew_task;
+/* The layouts of crew_frame and of the deque are in crew.h (struct
+ * crew__frame, struct crew__fq): its inline fork and sync use them. */
 typedef struct crew__fq crew__fq;
-
-/* The private layout of crew_frame (crew.h). */
-typedef struct crew__frame {
-	void *(*fn)(void *);
-	void *arg;
-	void *result;
-	crew__fq *q;               /* NULL: not in a deque, sync runs fn inline */
-	struct crew_task *waiter;  /* atomic: NULL, the syncing task, or CREW_FRAME_DONE */
-	uint32_t depth;            /* CREW_DEBUG: the forking task's outstanding forks */
-} crew__frame;
+typedef struct crew__frame crew__frame;
 #define CREW_FRAME_DONE ((struct crew_task *)1)
 
-struct crew__fq {
-	int64_t head __attribute__((aligned(64))); /* thieves CAS it */
-	int64_t split __attribute__((aligned(64))); /* owner stores, thieves load */
-	/* owner only: whoever runs the fiber; handed over with the fiber */
-	int64_t bottom __attribute__((aligned(64)));
-	int64_t o_split;   /* the owner's copy of split (only the owner writes it) */
-	int64_t head_seen; /* head at some past moment: head only grows */
-	crew__fq *all_next; /* the allocating worker's list, freed at the end */
-	crew__frame *slots[CREW_FQ_CAP];
-};
-
-/* Owner only: push f; false when full (head_seen is refreshed first). */
+/* Owner only: push f; false when full (head_seen is refreshed first). The
+ * out-of-line twin of crew.h's inline push (crew__fork_inline). */
 static inline bool crew__fq_push(crew__fq *q, crew__frame *f)
 {
 	int64_t b = q->bottom;
@@ -89,16 +105,53 @@ static inline bool crew__fq_push(crew__fq *q, crew__frame *f)
 	/* relaxed: a stale thief may read the slot (its CAS then fails) */
 	crew__store_ptr(&q->slots[b & (CREW_FQ_CAP - 1)], f);
 	q->bottom = b + 1;
+	q->forks++;
 	return true;
 }
 
-/* Owner only: share the older half of the private frames. */
+/* limit 0: a thief asks the owner to share (frames.h, Overview). */
+#define CREW_FQ_ASKED 0
+static inline bool crew__fq_asked(crew__fq *q)
+{
+	return crew__load_64(&q->limit) == CREW_FQ_ASKED; /* relaxed: a hint */
+}
+/* Any thread: ask q's owner for a share (read first: no cache-line traffic
+ * while a request stands). */
+static inline void crew__fq_ask(crew__fq *q)
+{
+	if (crew__load_64(&q->limit) != CREW_FQ_ASKED)
+		crew__store_64(&q->limit, CREW_FQ_ASKED); /* relaxed: a hint */
+}
+/* The inline push's bound: head_seen + CREW_FQ_CAP; none in CREW_DEBUG
+ * builds (every push then goes through fork.c's checks). */
+static inline int64_t crew__fq_limit(const crew__fq *q)
+{
+#if defined(CREW_DEBUG)
+	(void)q;
+	return INT64_MIN;
+#else
+	return q->head_seen + (int64_t)CREW_FQ_CAP;
+#endif
+}
+/* Owner only: the inline push's bound back to crew__fq_limit, answering a
+ * request (the caller shares next). A request stored between the owner's
+ * look and this store is lost: its thief asks again when it finds nothing,
+ * and the share that follows wakes a parked one. */
+static inline void crew__fq_rearm(crew__fq *q)
+{
+	crew__store_64(&q->limit, crew__fq_limit(q)); /* relaxed: a hint */
+}
+
+/* Owner only: share the older half of the private frames. Their `waiter`
+ * starts here (a frame no thief can see needs none): no store at the push. */
 static inline bool crew__fq_share(crew__fq *q)
 {
 	int64_t s = q->o_split, b = q->bottom;
 	if (b <= s)
 		return false;
-	s += (b - s + 1) / 2;
+	int64_t n = s + (b - s + 1) / 2;
+	for (; s < n; s++) /* relaxed: published by the release below */
+		crew__store_ptr(&q->slots[s & (CREW_FQ_CAP - 1)]->waiter, NULL);
 	q->o_split = s;
 	/* release: the slots and frames below s before thieves see them shared;
 	 * pairs with the acquire load of split in crew__fq_steal */

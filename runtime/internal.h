@@ -55,6 +55,12 @@ struct crew_task {
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
 	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
 	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
+	/* stolen kids (task.c): tasks running frames this task forked */
+	uint32_t kids_lock;      /* spinlock: kids, and the kid links of each kid */
+	struct crew_task *kids;  /* the first kid, or NULL */
+	struct crew_task *kid_parent;            /* the forking task when this is a kid */
+	struct crew_task *kid_prev, *kid_next;   /* under kid_parent->kids_lock */
+	struct crew_task *cancel_next;           /* the cancel walk's list (task.c) */
 };
 #define CREW_JOIN_DONE ((crew_task *)1)
 
@@ -102,7 +108,7 @@ struct crew__worker {
 	crew_task *due_head, *due_tail;
 	/* fork-join (fork.c): read by thieves */
 	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
-	uint32_t splitreq;       /* atomic: a thief found nothing shared here */
+	uint32_t splitreq;       /* atomic: a thief asks for a share, whatever fiber runs here */
 	/* I/O cancel requests from other workers (io.c), for our reactor */
 	uint32_t io_cancel_lock;
 	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
@@ -123,6 +129,7 @@ struct crew__worker {
 	bool watching;           /* under rt->idle_lock: parked, and will look at busy workers */
 	uint64_t rng;
 	bool searching;
+	bool asked;              /* this search asked a frame deque to share (worker.c) */
 	bool saw_shutdown;
 	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
 	crew__timer_set timers;
@@ -227,6 +234,8 @@ void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg);
+void crew__task_kid_add(crew_task *parent, crew_task *kid);
+void crew__task_kid_remove(crew_task *kid);
 /* crew_run's thread: queue main, with rt->main set before it can run. */
 int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg);
 void crew__task_start_main(crew__runtime *rt);
@@ -375,16 +384,38 @@ void crew__offload_fini(crew__runtime *rt);
 
 /* fork.c */
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
+crew__fq *crew__frames_of_current(crew__worker *w);
 void crew__frames_free(crew__worker *w);
 /* The frame deque of the fiber `f` runs on (every task fiber is inside its
- * stack); published for thieves before the worker switches to it. */
+ * stack), with w->current, the task about to run on it: published for
+ * thieves (w->fq) and for crew_fork (crew__tls_fq) before the worker
+ * switches to it. */
 static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 {
 	crew__fq *q = ((crew__stack *)f)->frames;
+	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
+	crew__store_ptr(&crew__tls_fq, q);
+	if (q) {
+		q->task = w->current;
+		/* a thief's request stands on the worker until a fork answers
+		 * it: it goes to the deque of whatever fiber runs here now
+		 * (relaxed: a hint) */
+		if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+			crew__fq_ask(q);
+	}
 	/* release: the deque's initialisation before thieves use it; pairs
 	 * with the acquire load in crew__frame_steal */
 	if (crew__load_ptr(&w->fq) != q)
 		crew__store_release_ptr(&w->fq, q);
+}
+/* Owner of q (the thread running its fiber): its forks so far go to w's
+ * crew_stats (frames.h). */
+static inline void crew__fq_count_forks(crew__worker *w, crew__fq *q)
+{
+	if (q && q->forks) {
+		crew__stat_add(&w->stats.forks, q->forks);
+		q->forks = 0;
+	}
 }
 
 /* stats.c */

@@ -4,8 +4,10 @@
  *
  * Overview
  *   A range is run grain by grain in a plain loop. Between grains the loop
- *   reads its worker's split request (w->splitreq, set by a thief that found
- *   nothing to steal there: fork.c); only then does it fork the upper half
+ *   reads the split request of its fiber's frame deque (crew__fq_asked, set
+ *   by a thief that found nothing to steal there: frames.h; the deque is made
+ *   first if the fiber has none, or no thief could ask); only then does it
+ *   fork the upper half
  *   of what is left and go on with the lower half. So on one worker, or
  *   while everybody is busy, a range costs its loop plus one load per grain;
  *   when a worker runs dry the work splits in halves, log2(n / grain) deep at
@@ -19,11 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A thief asked this worker for work (a relaxed load: a hint). */
+/* A thief asked the running fiber for work (a relaxed load: a hint). */
 static inline bool par_hungry(void)
 {
 	crew__worker *w = crew__worker_current(); /* the body may migrate us */
-	return CREW_UNLIKELY(crew__load_32(&w->splitreq) != 0);
+	crew__fq *q = w->fq;
+	return CREW_UNLIKELY(q && crew__fq_asked(q));
 }
 
 /* grain 0: about 8 pieces per worker, at most 4096 iterations a poll */
@@ -45,8 +48,11 @@ struct par_for {
 
 static void par_for_run(const struct par_for *p);
 
+/* The forked upper half: on a thief's fiber, which needs a deque of its own
+ * before anybody can ask it to split further. */
 static void *par_for_task(void *arg)
 {
+	(void)crew__frames_of_current(crew__worker_current());
 	par_for_run(arg);
 	return NULL;
 }
@@ -80,6 +86,7 @@ int crew_parallel_for(size_t lo, size_t hi, size_t grain,
 		return -EPERM;
 	if (lo == hi)
 		return 0;
+	(void)crew__frames_of_current(crew__worker_current()); /* none: runs serially */
 	struct par_for p = { lo, hi, par_grain(hi - lo, grain), body, ctx };
 	par_for_run(&p);
 	return 0;
@@ -100,6 +107,7 @@ static void par_reduce_run(const struct par_reduce *p);
 
 static void *par_reduce_task(void *arg)
 {
+	(void)crew__frames_of_current(crew__worker_current()); /* as par_for_task */
 	par_reduce_run(arg);
 	return NULL;
 }
@@ -149,6 +157,7 @@ int crew_parallel_reduce(size_t lo, size_t hi, size_t grain, void *result, size_
 	memmove(result, identity, size);
 	if (lo == hi)
 		return 0;
+	(void)crew__frames_of_current(crew__worker_current()); /* none: runs serially */
 	struct par_reduce p = { lo, hi, par_grain(hi - lo, grain), size, identity,
 				body, combine, ctx, result };
 	par_reduce_run(&p);

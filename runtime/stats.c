@@ -41,8 +41,11 @@ int crew_stats(crew_worker_stats *out, unsigned max)
 {
 	if (!out && max)
 		return -EINVAL;
-	if (crew__worker_current()) {
+	crew__worker *w = crew__worker_current();
+	if (w) {
 		crew__runtime *rt = crew__rt;
+		if (w->current) /* the caller's own forks so far (frames.h) */
+			crew__fq_count_forks(w, w->fq);
 		for (unsigned i = 0; i < rt->nworkers && i < max; i++)
 			stats_read(&rt->workers[i], &out[i]);
 		return (int)rt->nworkers;

@@ -363,6 +363,54 @@ static crew_task *worker_take_over(crew__runtime *rt, crew__worker *w)
 	return NULL;
 }
 
+/*
+ * We asked a fiber's frame deque to share (crew__frame_steal found nothing
+ * shared): its owner shares at its next fork, usually within microseconds
+ * (a parked asker would come back tens of microseconds later, after the
+ * owner took its frames back: bpc with crew_fork ran no faster on two
+ * workers than on one). Wait for the share here for up to CREW_ASK_SPIN_NS,
+ * still counted as searching (so the owner's share wakes nobody), looking
+ * at the other workers' deques (tasks, due tasks, shared frames) and the
+ * inject queue; then give up (the owner may not fork again for a long
+ * time) and park.
+ */
+#define CREW_ASK_SPIN_NS 50000ull
+static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
+{
+	uint64_t until = crew_now() + CREW_ASK_SPIN_NS;
+	for (unsigned polls = 0;; polls++) {
+		for (unsigned i = 0; i < rt->nworkers; i++) {
+			crew__worker *v = &rt->workers[i];
+			/* acquire: pairs with crew__fq_publish; head then split as
+			 * idle_work_visible reads them (a hint: the steal decides) */
+			if (v == w)
+				continue;
+			/* tasks spawned meanwhile: nobody else looks for them while
+			 * we count as searching */
+			if (crew__deque_size(&v->deque) > 0 || crew__load_32(&v->due_len) > 0) {
+				crew_task *t = worker_steal_from(w, v);
+				if (t)
+					return t;
+			}
+			crew__fq *q = crew__load_acquire_ptr(&v->fq);
+			if (!q)
+				continue;
+			if (crew__load_64(&q->head) < crew__load_acquire_64(&q->split)) {
+				crew_task *t = crew__frame_steal(w, v);
+				if (t)
+					return t;
+			} else {
+				crew__fq_ask(q); /* v may have switched fibers: ask anew */
+			}
+		}
+		if (!crew__inject_empty(rt) || crew__load_32(&rt->shutdown))
+			return crew__inject_pop(rt, w); /* or back to the loop: shutdown */
+		crew__cpu_relax();
+		if (polls % 64 == 63 && crew_now() >= until)
+			return NULL;
+	}
+}
+
 static crew_task *worker_search(crew__worker *w)
 {
 	crew__runtime *rt = crew__rt;
@@ -370,6 +418,7 @@ static crew_task *worker_search(crew__worker *w)
 	w->watch_until = UINT64_MAX;
 	if (n < 2 || !crew__idle_start_search(rt, w))
 		return crew__inject_pop(rt, w);
+	w->asked = false;
 	crew_task *t = NULL;
 	for (int round = 0; round < 2 && !t; round++) {
 		w->rng = w->rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -386,6 +435,8 @@ static crew_task *worker_search(crew__worker *w)
 		if (!t)
 			t = crew__inject_pop(rt, w);
 	}
+	if (!t && w->asked)
+		t = worker_await_share(rt, w);
 	if (!t)
 		t = worker_take_over(rt, w);
 	crew__idle_end_search(rt, w, t != NULL);
@@ -492,6 +543,8 @@ static void worker_run(crew__worker *w, crew_task *t)
 	crew__fq_publish(w, t->fiber);
 	crew__fiber_switch(&w->sched, t->fiber, false);
 	crew__stack_after_switch(w); /* canaries of stacks without guard page */
+	/* the forks of the fiber that switched back (still ours: RUNNING) */
+	crew__fq_count_forks(w, w->fq);
 	/* back on the scheduler: the task that switched is w->current (t, or a
 	 * child t was running inline) */
 	crew_task *cur = w->current;
@@ -585,6 +638,7 @@ void *crew__worker_main(void *arg)
 	crew__stack_drop_all(w);
 	crew__overflow_thread_fini(w);
 	crew__store_ptr(&w->fq, NULL);
+	crew__store_ptr(&crew__tls_fq, NULL);
 	crew__tls_worker = NULL;
 	return NULL;
 }

@@ -25,15 +25,19 @@ so=$libdir/libcrew.so
 [ -e "$so" ] || fail "no libcrew.so in $libdir"
 step "installed: include/crew.h, include/crew/io.h, ${libdir#"$prefix"/}/{libcrew.a,libcrew.so,pkgconfig/crew.pc}"
 
-# ABI: exactly the functions declared in crew.h (and crew/io.h, which it includes), no crew__
-# internals, nothing foreign.
-sed -n 's/^\(CREW_API \)\{0,1\}[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\2/p' include/crew.h include/crew/io.h | sort -u >"$tmp/api"
+# ABI: exactly the functions declared in crew.h (and crew/io.h, which it includes), plus the
+# thread-locals crew.h's inline code reads (crew__tls_*), no other crew__ internals, nothing
+# foreign.
+{
+	sed -n 's/^\(CREW_API \)\{0,1\}[a-z][^(]*[ *]\(crew_[a-z_]*\)(.*/\2/p' include/crew.h include/crew/io.h
+	sed -n 's/^CREW_API extern __thread .*[ *]\(crew__tls_[a-z_]*\) .*/\1/p' include/crew.h
+} | sort -u >"$tmp/api"
 nm -D --defined-only "$so" | awk '{ print $NF }' | sed 's/@.*//' | sort -u >"$tmp/exported"
 missing=$(comm -23 "$tmp/api" "$tmp/exported")
 extra=$(comm -13 "$tmp/api" "$tmp/exported")
 [ -z "$missing" ] || fail "declared in crew.h but not exported by libcrew.so: ${missing//$'\n'/ }"
 [ -z "$extra" ] || fail "exported by libcrew.so but not declared in crew.h: ${extra//$'\n'/ }"
-step "libcrew.so exports the $(wc -l <"$tmp/api") functions of crew.h and nothing else"
+step "libcrew.so exports the $(wc -l <"$tmp/api") functions (and thread-locals) of crew.h and nothing else"
 
 cat >"$tmp/prog.c" <<'EOF'
 /* A user's first program: spawn, join, sleep, a future set by another task. */

@@ -13,7 +13,11 @@
 # uts-t3    uts-lace -t 0 -b N -q 0.124875 -m 8 -r 42 (T3) the tree size
 # knapsack  knapsack-lace FILE, FILE from                  the best value
 #           `omp-bench knapsack-input --n N` (crew's input; Lace's reader is
-#           patched at build time: it compared fscanf's result with 3)
+#           patched at build time: it compared fscanf's result with 3).
+#           Not the same work per node: Lace's program computes no bound
+#           (its pruning is commented out in its source), crew's, the
+#           serial, oneTBB and OpenMP versions do (the same tree on this
+#           input: the bound prunes nothing there).
 # matmul    matmul-lace N (Lace's own input)               no (Lace's check is commented out)
 # cilksort  cilksort-lace N (Lace's own random input)      no (ditto)
 # skew, bpc: not in Lace's benchmarks: exit 3.
