@@ -14,10 +14,10 @@
 # knapsack  knapsack-lace FILE, FILE from                  the best value
 #           `omp-bench knapsack-input --n N` (crew's input; Lace's reader is
 #           patched at build time: it compared fscanf's result with 3).
-#           Not the same work per node: Lace's program computes no bound
-#           (its pruning is commented out in its source), crew's, the
-#           serial, oneTBB and OpenMP versions do (the same tree on this
-#           input: the bound prunes nothing there).
+#           Its pruning and best-value update, commented out in Lace's
+#           source, are put back at build time too: the bound is then
+#           computed per node as in crew's, the serial, oneTBB and OpenMP
+#           versions (on this input it prunes nothing: the same tree).
 # matmul    matmul-lace N (Lace's own input)               no (Lace's check is commented out)
 # cilksort  cilksort-lace N (Lace's own random input)      no (ditto)
 # skew, bpc: not in Lace's benchmarks: exit 3.
