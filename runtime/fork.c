@@ -18,9 +18,7 @@
  *              runtime cannot stop under it) which runs fn on a fiber of its
  *              own, so fn may suspend; it stores the result and exchanges
  *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
- *              it registered there. That task is a "stolen kid" of the
- *              forking task (f->task, task.c): cancelling the forking task
- *              cancels it too, as if fn ran inline in the forking task.
+ *              it registered there.
  *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
  *   like crew_join; its worker meanwhile runs or steals other work. We
  *   measured leapfrogging (steal back from the thief's current deque and
@@ -137,7 +135,6 @@ void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
 		return;
 	}
 	f->q = q;
-	f->task = q->task;
 	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
 		fork_overflow(w, f);
 		return;
@@ -213,8 +210,6 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
 		return f->fn(f->arg);
 	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
 	crew__task_init_frame(w, t, frame_run, f);
-	/* it runs fn for us (the forking task, by the rules): our kid */
-	crew__task_kid_add(w->current, t);
 	crew__schedule(t, false); /* the push is a release: t and f with it */
 	return frame_wait(f);
 }
@@ -250,10 +245,9 @@ static void *frame_run(void *arg)
 	crew__frame *f = arg;
 	void *r = f->fn(f->arg);
 	f->result = r;
-	crew_task *self = crew__worker_current()->current; /* fn may have migrated us */
+	crew__worker *w = crew__worker_current(); /* fn may have migrated us */
 	/* before DONE: the owner may read crew_stats right after its sync */
-	crew__fq_count_forks(crew__worker_current(), ((crew__stack *)self->fiber)->frames);
-	crew__task_kid_remove(self); /* the forking task is alive until DONE */
+	crew__fq_count_forks(w, ((crew__stack *)w->current->fiber)->frames);
 	/* full barrier: the result before DONE; pairs with the owner's acquire
 	 * load or CAS of waiter. After this f may be gone: not touched again. */
 	crew_task *j = crew__fas_ptr(&f->waiter, CREW_FRAME_DONE);
@@ -291,8 +285,6 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	crew_task *t = w->steal_spare;
 	w->steal_spare = NULL;
 	crew__task_init_frame(w, t, frame_run, f);
-	/* f->task waits in crew_sync for f: alive until frame_run's remove */
-	crew__task_kid_add(f->task, t);
 	crew__stat_inc(&w->stats.steals);
 	return t;
 }

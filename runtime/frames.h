@@ -42,10 +42,6 @@
  *     worker's crew_stats (crew__fq_count_forks) when the fiber switches
  *     back to the scheduler, before a task's end is published, and when
  *     crew_stats is called from a task.
- *   - task: the task running on the fiber (crew__fq_publish; an inline join
- *     changes it for the child's run, task.c). A fork records it in the
- *     frame; the thief that steals the frame makes its task a "stolen kid"
- *     of it, so that it is cancelled with it (fork.c).
  *   - owner popping a frame in the shared part (fork.c, sync_shared): it
  *     moves split down to that frame, fences, and reads head; the last
  *     shared frame is settled with a CAS on head, as in Chase-Lev.

@@ -55,12 +55,6 @@ struct crew_task {
 	crew__fiber *fiber;      /* fiber it runs on (own, or its joiner's when inline) */
 	crew__stack *stack;      /* the stack it owns, or NULL (not started / inline) */
 	struct crew_task *joiner;/* atomic: NULL, the waiting task, or CREW_JOIN_DONE */
-	/* stolen kids (task.c): tasks running frames this task forked */
-	uint32_t kids_lock;      /* spinlock: kids, and the kid links of each kid */
-	struct crew_task *kids;  /* the first kid, or NULL */
-	struct crew_task *kid_parent;            /* the forking task when this is a kid */
-	struct crew_task *kid_prev, *kid_next;   /* under kid_parent->kids_lock */
-	struct crew_task *cancel_next;           /* the cancel walk's list (task.c) */
 };
 #define CREW_JOIN_DONE ((crew_task *)1)
 
@@ -234,8 +228,6 @@ void crew__task_free_all(crew__runtime *rt);
 void crew__task_wake_all(crew__runtime *rt);
 void crew__fiber_entry(void *arg);
 void crew__task_init_frame(crew__worker *w, crew_task *t, crew_fn fn, void *arg);
-void crew__task_kid_add(crew_task *parent, crew_task *kid);
-void crew__task_kid_remove(crew_task *kid);
 /* crew_run's thread: queue main, with rt->main set before it can run. */
 int crew__task_prepare_main(crew__runtime *rt, crew_fn fn, void *arg);
 void crew__task_start_main(crew__runtime *rt);
@@ -387,22 +379,17 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
 crew__fq *crew__frames_of_current(crew__worker *w);
 void crew__frames_free(crew__worker *w);
 /* The frame deque of the fiber `f` runs on (every task fiber is inside its
- * stack), with w->current, the task about to run on it: published for
- * thieves (w->fq) and for crew_fork (crew__tls_fq) before the worker
- * switches to it. */
+ * stack): published for thieves (w->fq) and for crew_fork (crew__tls_fq)
+ * before the worker switches to it. */
 static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 {
 	crew__fq *q = ((crew__stack *)f)->frames;
 	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
 	crew__store_ptr(&crew__tls_fq, q);
-	if (q) {
-		q->task = w->current;
-		/* a thief's request stands on the worker until a fork answers
-		 * it: it goes to the deque of whatever fiber runs here now
-		 * (relaxed: a hint) */
-		if (CREW_UNLIKELY(crew__load_32(&w->splitreq)))
-			crew__fq_ask(q);
-	}
+	/* a thief's request stands on the worker until a fork answers it: it
+	 * goes to the deque of whatever fiber runs here now (relaxed: a hint) */
+	if (q && CREW_UNLIKELY(crew__load_32(&w->splitreq)))
+		crew__fq_ask(q);
 	/* release: the deque's initialisation before thieves use it; pairs
 	 * with the acquire load in crew__frame_steal */
 	if (crew__load_ptr(&w->fq) != q)

@@ -28,18 +28,6 @@
  *   joiner: NULL -> the joining task (CAS by the joiner) -> CREW_JOIN_DONE
  *   (exchange by the finisher, after DONE): one word, so the joiner either
  *   registers before the finisher looks, or sees CREW_JOIN_DONE.
- *
- *   Stolen kids: a task that runs a frame for the task that forked it (a
- *   thief's, or the forker's own when its stack ran low: fork.c) is linked
- *   in the forker's `kids` from before it runs until before its end is
- *   published, under the forker's kids_lock. The forker cannot end
- *   meanwhile (it waits in crew_sync), so the links never dangle. Cancel:
- *   whoever sets CANCELLED on a task (exactly one caller: the bit is
- *   sticky) also cancels its kids, and their kids, walking down with a
- *   reference on each kid it set CANCELLED on (task_cancel). A kid added
- *   after that walk looked at its forker finds the forker's CANCELLED
- *   under the same lock (the canceller set it before taking the lock), and
- *   cancels itself: either way no kid of a cancelled task misses it.
  */
 #include "internal.h"
 #include <errno.h>
@@ -244,9 +232,6 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	t->stack = NULL;
 	t->magic = CREW_TASK_MAGIC_LIVE;
 	crew__store_ptr(&t->joiner, NULL);
-	t->kids_lock = 0;
-	t->kids = NULL;
-	t->kid_parent = NULL;
 	crew__store_32(&t->refs, 2);
 	crew__store_32(&t->state, CREW_T_SCHEDULED);
 }
@@ -470,14 +455,9 @@ static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 	crew__faa_32(&c->state, CREW_T_RUNNING - CREW_T_SCHEDULED);
 	c->fiber = parent->fiber;
 	w->current = c;
-	crew__fq *q = ((crew__stack *)c->fiber)->frames;
-	if (q)
-		q->task = c; /* c's forks are c's (frames.h) */
 	crew__task_run_body(c);
 	/* the child may have suspended and moved us to another worker */
 	crew__worker_current()->current = parent;
-	if ((q = ((crew__stack *)parent->fiber)->frames)) /* c may have made it */
-		q->task = parent;
 }
 
 /* Take c from the bottom of our own deque if it sits there unstarted. */
@@ -544,90 +524,6 @@ void crew_detach(crew_task *t)
 	crew__task_unref(t);
 }
 
-/* Set CANCELLED on t unless it is set or t finished: true when this call
- * set it (then the caller wakes t and cancels its kids). */
-static bool task_set_cancelled(crew_task *t, int *rc)
-{
-	uint32_t s = crew__load_32(&t->state);
-	for (;;) {
-		if (s & CREW_T_DONE) {
-			*rc = -EALREADY;
-			return false;
-		}
-		if (s & CREW_T_CANCELLED)
-			return false; /* sticky: asked before */
-		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED))
-			return true;
-	}
-}
-
-/* Cancel t, then its stolen kids and theirs (see Overview). Iterative: a
- * chain of stolen frames can be long (bpc: one per producer). */
-static int task_cancel(crew_task *t)
-{
-	int rc = 0;
-	if (!task_set_cancelled(t, &rc))
-		return rc;
-	t->cancel_next = NULL;
-	for (crew_task *p = t; p;) {
-		/* a suspended task returns -ECANCELED from its wait */
-		crew__task_wake(p);
-		crew_task *todo = p->cancel_next;
-		crew__spin_lock(&p->kids_lock);
-		for (crew_task *k = p->kids; k; k = k->kid_next) {
-			int ignored;
-			if (task_set_cancelled(k, &ignored)) {
-				/* full barrier: k stays allocated until our unref below */
-				crew__faa_32(&k->refs, 1);
-				k->cancel_next = todo;
-				todo = k;
-			}
-		}
-		crew__spin_unlock(&p->kids_lock);
-		if (p != t)
-			crew__task_unref(p);
-		p = todo;
-	}
-	return 0;
-}
-
-/* kid runs a frame `parent` forked (fork.c); before kid runs. */
-void crew__task_kid_add(crew_task *parent, crew_task *kid)
-{
-	kid->kid_parent = parent;
-	if (!parent)
-		return;
-	crew__spin_lock(&parent->kids_lock);
-	kid->kid_prev = NULL;
-	kid->kid_next = parent->kids;
-	if (parent->kids)
-		parent->kids->kid_prev = kid;
-	parent->kids = kid;
-	/* under the lock: a canceller sets the bit before it takes the lock
-	 * to walk the kids (see Overview) */
-	bool cancelled = crew__load_32(&parent->state) & CREW_T_CANCELLED;
-	crew__spin_unlock(&parent->kids_lock);
-	if (cancelled)
-		task_cancel(kid);
-}
-
-/* kid's frame is done (fork.c), before its forker can see it. */
-void crew__task_kid_remove(crew_task *kid)
-{
-	crew_task *parent = kid->kid_parent;
-	if (!parent)
-		return;
-	crew__spin_lock(&parent->kids_lock);
-	if (kid->kid_prev)
-		kid->kid_prev->kid_next = kid->kid_next;
-	else
-		parent->kids = kid->kid_next;
-	if (kid->kid_next)
-		kid->kid_next->kid_prev = kid->kid_prev;
-	crew__spin_unlock(&parent->kids_lock);
-	kid->kid_parent = NULL;
-}
-
 int crew_cancel(crew_task *t)
 {
 	if (!t)
@@ -637,7 +533,21 @@ int crew_cancel(crew_task *t)
 	bool ext = !crew__worker_current();
 	if (CREW_UNLIKELY(ext) && !crew__ext_enter())
 		return -EPERM;
-	int rc = task_cancel(t);
+	int rc = 0;
+	uint32_t s = crew__load_32(&t->state);
+	for (;;) {
+		if (s & CREW_T_DONE) {
+			rc = -EALREADY;
+			break;
+		}
+		if (s & CREW_T_CANCELLED)
+			break; /* sticky: asked before */
+		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED)) {
+			/* a suspended task returns -ECANCELED from its wait */
+			crew__task_wake(t);
+			break;
+		}
+	}
 	if (ext)
 		crew__ext_leave();
 	return rc;
