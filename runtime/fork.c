@@ -277,9 +277,14 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 		 * Read first: no cache-line traffic while the request stands. */
 		if (!crew__load_32(&v->splitreq))
 			crew__store_32(&v->splitreq, 1); /* relaxed: a hint */
-		if (q)
+		/* worker_search waits a little for the share, but only when v
+		 * runs a fiber that forks: a worker that serves I/O tasks (no
+		 * frame deque) would be waited on for nothing, and the waiting
+		 * thief would take its woken tasks meanwhile */
+		if (q) {
 			crew__fq_ask(q);
-		w->asked = true; /* worker_search waits a little for the share */
+			w->asked = true;
+		}
 		return NULL;
 	}
 	crew_task *t = w->steal_spare;
