@@ -469,7 +469,10 @@ typedef struct crew_frame {
  * Whoever runs `fn` (this task at crew_sync, or a thief) runs it exactly once.
  * A stolen `fn` runs as a task of its own (named "crew_fork") on a fiber of
  * its own on the thief, so it may suspend (sleep, join, futures) like any
- * task; it does not see the forking task's cancellation (only shutdown's).
+ * task. It sees the forking task's cancellation as the forking task itself
+ * would: once the forking task is cancelled (before or while `fn` runs),
+ * every suspending call in `fn` returns -ECANCELED (a wait in progress ends
+ * at once), as when crew_sync runs `fn` inline.
  * An `fn` run by crew_sync runs as the syncing task, on its stack.
  * Rules: every crew_fork is matched by one crew_sync of the same frame, in
  * the same task, in reverse order of the forks (the last forked is synced
@@ -523,15 +526,23 @@ struct crew__fq;
 struct crew__frame {
 	crew_fn fn;
 	void *arg;
-	void *result;
+	union {
+		void *result;                /* a thief's: fn's result, stored after... */
+		struct crew__frame *kid_next; /* ...it left q->stolen (fork.c) */
+	};
 	struct crew__fq *q;            /* NULL: not in a deque, crew_sync runs fn */
 	struct crew_task *waiter;      /* atomic, once shared: NULL, the syncing task,
 					* or DONE */
+	struct crew_task *task;        /* the forking task (a thief's task inherits its
+					* cancellation) */
+	struct crew_task *kid;         /* the task running it when stolen (fork.c) */
 	uint32_t depth;                /* CREW_DEBUG: outstanding forks of the fiber */
 };
 struct crew__fq {
 	/* shared with thieves */
 	int64_t head __attribute__((aligned(64))); /* atomic: thieves CAS it */
+	uint32_t stolen_lock;        /* spinlock: `stolen` and its frames' kid links */
+	struct crew__frame *stolen;  /* frames of this deque a task runs elsewhere */
 	int64_t split __attribute__((aligned(64))); /* atomic: owner stores, thieves load */
 	int64_t limit;               /* atomic: inline pushes only below it; 0: a thief
 					found nothing shared and asks for a share;
@@ -543,6 +554,7 @@ struct crew__fq {
 	uintptr_t stack_span;        /*   [stack_lo, stack_lo + stack_span) */
 	uintptr_t room;              /* inline syncs only while the stack pointer is >= room
 					(UINTPTR_MAX: CREW_DEBUG builds, none) */
+	struct crew_task *task;      /* the task running on the fiber (its forks' forker) */
 	uint64_t forks;              /* pushes not yet added to the worker's crew_stats */
 	int64_t head_seen;           /* head at some past moment: head only grows */
 	struct crew__fq *all_next;   /* the allocating worker's list */
@@ -598,6 +610,7 @@ static inline __attribute__((always_inline)) void crew__fork_inline(crew_frame *
 			f->fn = fn;
 			f->arg = arg;
 			f->q = q;
+			f->task = q->task;
 			/* relaxed: a stale thief may read the slot (its CAS then fails) */
 			__atomic_store_n(&q->slots[b & (CREW__FQ_CAP - 1)], f, __ATOMIC_RELAXED);
 			q->bottom = b + 1;

@@ -19,6 +19,19 @@
  *              own, so fn may suspend; it stores the result and exchanges
  *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
  *              it registered there.
+ *   Cancellation: a frame records its forking task (f->task, the deque's
+ *   `task` when it was pushed). The task that runs a stolen frame (or one
+ *   its owner's low stack sent to a fiber of its own) is the frame's `kid`:
+ *   the frame is on its deque's `stolen` list, under stolen_lock, from
+ *   before the kid runs until before its result is published (the forking
+ *   task waits in crew_sync meanwhile, so the frame is alive). crew_cancel
+ *   of a task then cancels the kids of the frames it forked, and theirs
+ *   (crew__fork_cancel_kids): a kid sees its forker's cancellation as fn
+ *   run inline would. Orderings: the canceller sets CANCELLED, fences, then
+ *   looks at a deque's `stolen` (without the lock when it is empty); a thief
+ *   links the frame, fences, then reads the forker's state, under the lock.
+ *   Either the walk finds the frame or the thief finds CANCELLED (and
+ *   cancels its kid before it runs).
  *   Waiting: the owner registers in `waiter` (CAS) and suspends until DONE,
  *   like crew_join; its worker meanwhile runs or steals other work. We
  *   measured leapfrogging (steal back from the thief's current deque and
@@ -41,6 +54,106 @@ _Static_assert(_Alignof(crew__frame) <= _Alignof(crew_frame), "crew_frame misali
 
 /* The running fiber's deque, for crew.h's inline crew_fork (frames.h). */
 __thread crew__fq *crew__tls_fq __attribute__((tls_model("initial-exec")));
+
+/* ---- stolen kids (see Overview: Cancellation) ---- */
+
+/* kid will run f away from its forker: link it (before kid runs). */
+static void fork_kid_add(crew__frame *f, crew_task *kid)
+{
+	crew__fq *q = f->q;
+	f->kid = kid;
+	if (!q || !f->task)
+		return; /* not from a deque (no memory, full): runs unlinked */
+	crew__spin_lock(&q->stolen_lock);
+	f->kid_next = q->stolen;
+	/* relaxed: a canceller's unlocked look is a hint (then the fence) */
+	crew__store_ptr(&q->stolen, f);
+	/* seq_cst fence: the link before the forker's state, as the canceller
+	 * sets CANCELLED, fences, then looks at `stolen` (see Overview): one
+	 * of the two sees the other's store */
+	crew__fence();
+	bool cancelled = crew__load_32(&f->task->state) & CREW_T_CANCELLED;
+	crew__spin_unlock(&q->stolen_lock);
+	if (cancelled)
+		crew__task_set_cancelled(kid); /* not running yet: nothing to wake */
+}
+
+/* f's kid is done with it: unlink (before f->result is stored: kid_next
+ * shares its storage). */
+static void fork_kid_remove(crew__frame *f)
+{
+	crew__fq *q = f->q;
+	if (!q || !f->task)
+		return;
+	crew__spin_lock(&q->stolen_lock);
+	crew__frame **pp = &q->stolen;
+	while (*pp && *pp != f)
+		pp = &(*pp)->kid_next;
+	if (*pp)
+		crew__store_ptr(pp, f->kid_next); /* relaxed: see fork_kid_add */
+	crew__spin_unlock(&q->stolen_lock);
+}
+
+/* The frame deque where task p's forks go: that of the fiber it runs on (its
+ * own stack's, or its joiner's when it runs inline; a task waiting for a
+ * stack points at a reserve stack that never forks). NULL: none yet. */
+static crew__fq *fork_deque_of(crew_task *p)
+{
+	crew__fiber *fb = crew__load_ptr(&p->fiber);
+	if (!fb)
+		return NULL;
+	/* acquire: pairs with fork_new_deque's release (the deque's fields) */
+	return crew__load_acquire_ptr(&((crew__stack *)fb)->frames);
+}
+
+/*
+ * t was just cancelled (crew_cancel set CANCELLED): cancel the kids of the
+ * frames it forked, and theirs. Iterative (a chain of stolen frames can be
+ * as long as bpc's producer chain) with a bounded list of kids still to walk,
+ * each held by a reference; a kid that finds the list full is left for
+ * another pass from t (its CANCELLED not set yet), and every pass cancels at
+ * least one more kid, so it ends. No allocation.
+ */
+#define KIDS_WALK 64
+void crew__fork_cancel_kids(crew_task *t)
+{
+	crew_task *todo[KIDS_WALK];
+	bool again;
+	/* full barrier: our CANCELLED before the deque reads (see Overview) */
+	crew__fence();
+	do {
+		again = false;
+		size_t n = 0;
+		crew_task *p = t;
+		for (;;) {
+			crew__fq *q = fork_deque_of(p);
+			if (q && crew__load_ptr(&q->stolen)) {
+				crew__spin_lock(&q->stolen_lock);
+				for (crew__frame *f = q->stolen; f; f = f->kid_next) {
+					if (f->task != p)
+						continue;
+					if (n == KIDS_WALK) {
+						again = true;
+						break;
+					}
+					crew_task *k = f->kid;
+					if (crew__task_set_cancelled(k)) {
+						/* k stays allocated until our unref */
+						crew__faa_32(&k->refs, 1);
+						todo[n++] = k;
+					}
+				}
+				crew__spin_unlock(&q->stolen_lock);
+			}
+			if (p != t)
+				crew__task_unref(p);
+			if (!n)
+				break;
+			p = todo[--n];
+			crew__task_wake(p); /* a suspended kid returns -ECANCELED */
+		}
+	} while (again);
+}
 
 /* ---- the owner ---- */
 
@@ -70,7 +183,9 @@ CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
 #endif
 		q->all_next = w->fq_all;
 		w->fq_all = q;
-		s->frames = q;
+		/* release: the deque's fields before a canceller reads it
+		 * (fork_deque_of) */
+		crew__store_release_ptr(&s->frames, q);
 	}
 	crew__fq_publish(w, &s->fiber);
 	return s->frames;
@@ -135,6 +250,7 @@ void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
 		return;
 	}
 	f->q = q;
+	f->task = q->task;
 	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
 		fork_overflow(w, f);
 		return;
@@ -210,6 +326,7 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
 		return f->fn(f->arg);
 	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
 	crew__task_init_frame(w, t, frame_run, f);
+	fork_kid_add(f, t); /* it runs fn for the forking task: its kid */
 	crew__schedule(t, false); /* the push is a release: t and f with it */
 	return frame_wait(f);
 }
@@ -244,6 +361,7 @@ static void *frame_run(void *arg)
 {
 	crew__frame *f = arg;
 	void *r = f->fn(f->arg);
+	fork_kid_remove(f); /* before the result: they share storage */
 	f->result = r;
 	crew__worker *w = crew__worker_current(); /* fn may have migrated us */
 	/* before DONE: the owner may read crew_stats right after its sync */
@@ -290,6 +408,7 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	crew_task *t = w->steal_spare;
 	w->steal_spare = NULL;
 	crew__task_init_frame(w, t, frame_run, f);
+	fork_kid_add(f, t); /* f->task waits in crew_sync for f: alive until the remove */
 	crew__stat_inc(&w->stats.steals);
 	return t;
 }

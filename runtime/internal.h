@@ -219,6 +219,9 @@ extern __thread crew__worker *crew__tls_worker __attribute__((tls_model("initial
 /* task.c */
 crew_task *crew__task_alloc(crew__worker *w);
 void crew__task_unref(crew_task *t);
+bool crew__task_set_cancelled(crew_task *t);
+/* fork.c: t was just cancelled; cancel the tasks running frames it forked */
+void crew__fork_cancel_kids(crew_task *t);
 void crew__task_wake(crew_task *t);
 bool crew__task_claim(crew_task *t);
 void crew__task_suspend(crew_task *t);
@@ -386,6 +389,8 @@ static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 	crew__fq *q = ((crew__stack *)f)->frames;
 	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
 	crew__store_ptr(&crew__tls_fq, q);
+	if (q)
+		q->task = w->current; /* the forker of the frames it pushes (fork.c) */
 	/* a thief's request stands on the worker until a fork answers it: it
 	 * goes to the deque of whatever fiber runs here now (relaxed: a hint) */
 	if (q && CREW_UNLIKELY(crew__load_32(&w->splitreq)))

@@ -47,7 +47,7 @@ static void stack_give(crew_task *t, crew__stack *s)
 {
 	s->owner = t->name;
 	t->stack = s;
-	t->fiber = &s->fiber;
+	crew__store_ptr(&t->fiber, &s->fiber); /* relaxed: fork.c's fork_deque_of */
 	crew__fiber_init(t->fiber, crew__fiber_entry, t);
 	crew__schedule(t, false); /* the push publishes t's new fields (release) */
 }
@@ -94,7 +94,7 @@ void crew__stack_feed_starved(crew__worker *w, unsigned keep)
 CREW_COLD static void starve(crew__runtime *rt, crew_task *t)
 {
 	task_requeued(t);
-	t->fiber = NULL;
+	crew__store_ptr(&t->fiber, NULL);
 	t->stack = NULL;
 	t->next = NULL;
 	pthread_mutex_lock(&rt->stack_lock);

@@ -228,7 +228,7 @@ static void task_init_spawned(crew_task *t, crew_fn fn, void *arg, const char *n
 	t->arg = arg;
 	t->name = name ? name : "?";
 	t->result = NULL; /* and scope: no deadline scope */
-	t->fiber = NULL;
+	crew__store_ptr(&t->fiber, NULL); /* relaxed: see task_run_inline */
 	t->stack = NULL;
 	t->magic = CREW_TASK_MAGIC_LIVE;
 	crew__store_ptr(&t->joiner, NULL);
@@ -453,11 +453,17 @@ const char *crew_task_name(const crew_task *t)
 static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 {
 	crew__faa_32(&c->state, CREW_T_RUNNING - CREW_T_SCHEDULED);
-	c->fiber = parent->fiber;
+	/* relaxed: a canceller may read it (fork.c, fork_deque_of) */
+	crew__store_ptr(&c->fiber, parent->fiber);
 	w->current = c;
+	crew__fq *q = ((crew__stack *)c->fiber)->frames;
+	if (q)
+		q->task = c; /* c's forks are c's (fork.c: a frame's forker) */
 	crew__task_run_body(c);
 	/* the child may have suspended and moved us to another worker */
 	crew__worker_current()->current = parent;
+	if ((q = ((crew__stack *)parent->fiber)->frames)) /* c may have made it */
+		q->task = parent;
 }
 
 /* Take c from the bottom of our own deque if it sits there unstarted. */
@@ -524,6 +530,19 @@ void crew_detach(crew_task *t)
 	crew__task_unref(t);
 }
 
+/* Set CANCELLED on t: true when this call set it (false: set before, or t
+ * finished). The caller wakes t. */
+bool crew__task_set_cancelled(crew_task *t)
+{
+	uint32_t s = crew__load_32(&t->state);
+	for (;;) {
+		if (s & (CREW_T_DONE | CREW_T_CANCELLED))
+			return false; /* finished, or sticky: asked before */
+		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED))
+			return true;
+	}
+}
+
 int crew_cancel(crew_task *t)
 {
 	if (!t)
@@ -534,19 +553,12 @@ int crew_cancel(crew_task *t)
 	if (CREW_UNLIKELY(ext) && !crew__ext_enter())
 		return -EPERM;
 	int rc = 0;
-	uint32_t s = crew__load_32(&t->state);
-	for (;;) {
-		if (s & CREW_T_DONE) {
-			rc = -EALREADY;
-			break;
-		}
-		if (s & CREW_T_CANCELLED)
-			break; /* sticky: asked before */
-		if (crew__cas_32(&t->state, &s, s | CREW_T_CANCELLED)) {
-			/* a suspended task returns -ECANCELED from its wait */
-			crew__task_wake(t);
-			break;
-		}
+	if (crew__task_set_cancelled(t)) {
+		/* a suspended task returns -ECANCELED from its wait */
+		crew__task_wake(t);
+		crew__fork_cancel_kids(t); /* tasks running frames t forked */
+	} else if (crew__load_32(&t->state) & CREW_T_DONE) {
+		rc = -EALREADY;
 	}
 	if (ext)
 		crew__ext_leave();

@@ -486,12 +486,12 @@ static void worker_prepare(crew__worker *w, crew_task *t)
 	if (!t->fiber) {
 		crew__stack *s = crew__stack_get(w);
 		if (CREW_UNLIKELY(!s)) {
-			t->fiber = crew__stack_park_fiber(w, t);
+			crew__store_ptr(&t->fiber, crew__stack_park_fiber(w, t));
 			return;
 		}
 		s->owner = t->name;
 		t->stack = s;
-		t->fiber = &s->fiber;
+		crew__store_ptr(&t->fiber, &s->fiber); /* relaxed: fork.c's fork_deque_of */
 		crew__fiber_init(t->fiber, crew__fiber_entry, t);
 	}
 }

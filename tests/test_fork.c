@@ -1,8 +1,8 @@
 /*
  * crew_fork / crew_sync: results against the serial answer at 1, 2, 4
  * workers; nested forks synced in reverse order; frames that suspend, stolen
- * and not; cancellation does not skip a sync; frames off the stack and
- * tasks that move; outside a task; order
+ * and not; cancellation does not skip a sync and reaches stolen frames;
+ * frames off the stack and tasks that move; outside a task; order
  * violations abort in debug builds.
  */
 #include "helpers.h"
@@ -220,13 +220,131 @@ Test(fork, cancel_does_not_skip_sync, .timeout = CREWT_TIMEOUT(60))
 		void *res = NULL;
 		cr_assert_eq(crewt_run(w, cancel_main, &s, &res), 0);
 		cr_expect(atomic_load(&s.finished), "%u workers: the frame never finished", w);
-		/* inline (1 worker) fn runs as the cancelled task: its await says so;
-		 * stolen, it runs as a task of its own and gets the value */
-		intptr_t want = w == 1 ? 1000 - ECANCELED : 42;
+		/* inline (1 worker) fn runs as the cancelled task, stolen (2
+		 * workers) as its kid: either way its await says so */
+		intptr_t want = 1000 - ECANCELED;
 		cr_expect_eq((intptr_t)res, want, "%u workers: got %ld", w, (long)(intptr_t)res);
 		if (w > 1)
 			cr_expect(atomic_load(&s.stolen), "2 workers: the frame was not stolen");
 		crew_future_release(s.fut);
+	}
+}
+
+/* ---- a stolen frame sees its forker's cancellation ---- */
+
+/* A forker whose frame (kid) forks a frame of its own (grandkid); both are
+ * stolen, then main cancels the forker: the grandkid's long sleep and the
+ * kid's next suspending call end with -ECANCELED, as they would if the
+ * frames had run inline in the forker. */
+typedef struct nest {
+	crew_task *forker;
+	atomic_int kid_started, grandkid_started, kid_stolen, grandkid_stolen;
+	atomic_int kid_rc, grandkid_rc;
+} nest;
+
+static void *grandkid(void *arg)
+{
+	nest *n = arg;
+	atomic_store(&n->grandkid_stolen, crew_self() != n->forker);
+	atomic_store(&n->grandkid_started, 1);
+	atomic_store(&n->grandkid_rc, crew_sleep(30 * CREWT_SEC));
+	return NULL;
+}
+
+/* Fork fn(arg) and keep forking (each fork answers a thief's request) until
+ * *started; then sync it. */
+static void fork_until_started(crew_fn fn, void *arg, atomic_int *started)
+{
+	crew_frame f;
+	crew_fork(&f, fn, arg);
+	while (!atomic_load(started)) {
+		crew_frame g;
+		crew_fork(&g, noop, NULL);
+		crew_sync(&g);
+	}
+	crew_sync(&f);
+}
+
+static void *kid(void *arg)
+{
+	nest *n = arg;
+	atomic_store(&n->kid_stolen, crew_self() != n->forker);
+	atomic_store(&n->kid_started, 1);
+	fork_until_started(grandkid, n, &n->grandkid_started);
+	atomic_store(&n->kid_rc, crew_sleep(30 * CREWT_SEC));
+	return NULL;
+}
+
+static void *nest_forker(void *arg)
+{
+	nest *n = arg;
+	fork_until_started(kid, n, &n->kid_started);
+	return NULL;
+}
+
+static void *nest_main(void *arg)
+{
+	nest *n = arg;
+	uint64_t t0 = crew_now();
+	crew_task *t = n->forker = crew_spawn(nest_forker, n);
+	if (!t)
+		return (void *)(intptr_t)-1;
+	while (!atomic_load(&n->grandkid_started))
+		crew_sleep(CREWT_MS);
+	crew_sleep(CREWT_MS); /* the grandkid is asleep by now, most likely */
+	crew_cancel(t);
+	int rc = crew_join(t, NULL);
+	return (void *)(intptr_t)(rc == -ECANCELED && crew_now() - t0 < 10 * CREWT_SEC);
+}
+
+Test(fork, stolen_frames_see_the_cancel, .timeout = CREWT_TIMEOUT(60))
+{
+	nest n = { 0 };
+	void *res = NULL;
+	cr_assert_eq(crewt_run(2, nest_main, &n, &res), 0);
+	cr_expect(atomic_load(&n.kid_stolen) && atomic_load(&n.grandkid_stolen),
+	          "kid stolen %d, grandkid stolen %d", atomic_load(&n.kid_stolen),
+	          atomic_load(&n.grandkid_stolen));
+	cr_expect_eq(atomic_load(&n.grandkid_rc), -ECANCELED, "the grandkid's sleep: %d",
+	             atomic_load(&n.grandkid_rc));
+	cr_expect_eq(atomic_load(&n.kid_rc), -ECANCELED, "the kid's sleep: %d", atomic_load(&n.kid_rc));
+	cr_expect_eq((intptr_t)res, 1, "the forker was not cancelled at once");
+}
+
+/* Cancelled before it forks: the frame starts cancelled, stolen or inline. */
+static void *sleep_rc(void *arg)
+{
+	susp *s = arg;
+	atomic_store(&s->stolen, crew_self() != s->owner);
+	atomic_store(&s->started, 1);
+	return (void *)(intptr_t)crew_sleep(30 * CREWT_SEC);
+}
+
+static void *cancelled_then_forks(void *arg)
+{
+	susp *s = arg;
+	s->owner = crew_self();
+	crew_cancel(s->owner);
+	crew_frame f;
+	crew_fork(&f, sleep_rc, s);
+	if (crew_workers() > 1)
+		while (!atomic_load(&s->started)) {
+			crew_frame g;
+			crew_fork(&g, noop, NULL);
+			crew_sync(&g);
+		}
+	return crew_sync(&f);
+}
+
+Test(fork, frame_of_a_cancelled_task_starts_cancelled, .timeout = CREWT_TIMEOUT(60))
+{
+	for (unsigned w = 1; w <= 2; w++) {
+		susp s = { 0 };
+		void *res = NULL;
+		cr_assert_eq(crewt_run(w, cancelled_then_forks, &s, &res), 0);
+		cr_expect_eq((intptr_t)res, -ECANCELED, "%u workers: %ld", w, (long)(intptr_t)res);
+		cr_expect_eq(atomic_load(&s.stolen), w > 1, "%u workers: stolen %d", w,
+		             atomic_load(&s.stolen));
 	}
 }
 
