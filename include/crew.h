@@ -588,10 +588,31 @@ static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(v
 }
 #define CREW__FQ_CHECK_STACK(q, frame) 1
 #else
+#if defined(__SANITIZE_THREAD__)
+#define CREW__FQ_FRESH 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CREW__FQ_FRESH 1
+#endif
+#endif
+#if defined(CREW__FQ_FRESH)
+/* Under ThreadSanitizer: a stale read may return another thread's deque,
+ * just allocated there, and TSan cannot know that the stack check below
+ * makes that harmless: read the thread-local afresh (a call) instead. */
+__attribute__((noinline, unused)) static struct crew__fq *crew__fq_running_fresh(void)
+{
+	return __atomic_load_n(&crew__tls_fq, __ATOMIC_RELAXED);
+}
+static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(void)
+{
+	return crew__fq_running_fresh();
+}
+#else
 static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(void)
 {
 	return __atomic_load_n(&crew__tls_fq, __ATOMIC_RELAXED);
 }
+#endif
 #define CREW__FQ_CHECK_STACK(q, frame)                                                          \
 	((uintptr_t)(frame) - __atomic_load_n(&(q)->stack_lo, __ATOMIC_RELAXED) <               \
 	 __atomic_load_n(&(q)->stack_span, __ATOMIC_RELAXED))

@@ -344,7 +344,7 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 		s->fiber.size = (size_t)((char *)s - (g + guard)) & ~(size_t)63;
 		s->fiber.tsan = NULL;
 		s->owner = NULL;
-		s->frames = NULL;
+		crew__store_ptr(&s->frames, NULL); /* relaxed: a canceller may read it (fork.c) */
 		s->forks = 0;
 		s->unguarded = (unsigned)i >= guarded;
 		if (s->unguarded)
