@@ -129,9 +129,12 @@ static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 		return true;
 	if (!w->saw_shutdown && crew__load_32(&rt->shutdown))
 		return true; /* flush our timers first */
+	uint64_t now = crew_now();
 	for (unsigned i = 0; i < rt->nworkers; i++) {
-		if (crew__deque_size(&rt->workers[i].deque) > 0 ||
-		    crew__load_32(&rt->workers[i].due_len) > 0)
+		crew__worker *v = &rt->workers[i];
+		/* a worker that keeps up runs its woken tasks itself (internal.h) */
+		if (crew__deque_size(&v->deque) > 0 ||
+		    (crew__load_32(&v->due_len) > 0 && (v == w || !crew__worker_keeps_up(v, now))))
 			return true;
 		/* shared frames (frames.h); acquire: pairs with crew__fq_publish */
 		crew__fq *q = crew__load_acquire_ptr(&rt->workers[i].fq);

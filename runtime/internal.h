@@ -96,6 +96,7 @@ struct crew__worker {
 	/* read by idle workers that take over a busy worker's work (worker.c) */
 	crew_task *lifo __attribute__((aligned(64))); /* atomic: the task woken last here: runs next */
 	uint64_t tick_pub;       /* atomic: `tick`, so a watcher sees this worker is stuck */
+	uint64_t dry_at;         /* atomic: crew_now() when it last ran out of tasks */
 	/* due queue (due.c): tasks whose timers fired, in deadline order */
 	uint32_t due_lock;
 	uint32_t due_len;        /* atomic: read without the lock as a hint */
@@ -302,6 +303,23 @@ static inline void crew__io_poll_cancels(crew__worker *w)
 void crew__inject_push(crew__runtime *rt, crew_task *t);
 void crew__inject_push_batch(crew__runtime *rt, crew_task *head, crew_task *tail, unsigned n);
 crew_task *crew__inject_pop(crew__runtime *rt, crew__worker *w);
+/*
+ * v keeps up with its work: it ran out of tasks within CREW_SPARE_NS and has
+ * at most CREW_SPARE_TASKS queued. Tasks woken by I/O then gather on worker 0
+ * (io.c), and other workers leave v's due queue alone (worker.c, idle.c),
+ * so that I/O-bound work stays on as few workers as keep up with it. Not
+ * its deque: spawned work is stolen at once, as fork-join needs.
+ */
+#define CREW_SPARE_NS 200000ull
+#define CREW_SPARE_TASKS 64
+static inline bool crew__worker_keeps_up(crew__worker *v, uint64_t now)
+{
+	/* relaxed: hints; the steal itself decides */
+	uint64_t dry = (uint64_t)crew__load_64((const int64_t *)&v->dry_at);
+	return now - dry < CREW_SPARE_NS &&
+	       crew__deque_size(&v->deque) + (int64_t)crew__load_32(&v->due_len) <= CREW_SPARE_TASKS;
+}
+
 static inline bool crew__inject_empty(crew__runtime *rt)
 {
 	return crew__load_acquire_u64(&rt->inject_len) == 0;

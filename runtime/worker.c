@@ -321,7 +321,12 @@ static crew_task *worker_steal_from(crew__worker *w, crew__worker *v)
 		else
 			crew__worker_enqueue(w, t);
 	}
-	return first ? first : crew__due_steal(w, v);
+	if (first)
+		return first;
+	/* woken tasks stay with a worker that keeps up (internal.h) */
+	if (crew__worker_keeps_up(v, crew_now()))
+		return NULL;
+	return crew__due_steal(w, v);
 }
 
 /* Work conservation (see the top of this file): take the waiting work of a
@@ -603,8 +608,11 @@ static void worker_loop(crew__worker *w)
 	crew__runtime *rt = crew__rt;
 	for (;;) {
 		crew_task *t = worker_next(w);
-		if (!t)
+		if (!t) {
+			/* relaxed: read by others as a hint (crew__worker_keeps_up) */
+			crew__store_64((int64_t *)&w->dry_at, (int64_t)crew_now());
 			t = worker_search(w);
+		}
 		if (!t && w->yield_head)
 			t = worker_take_yielded(w); /* the lone yielder, after a search */
 		if (t) {
