@@ -89,38 +89,14 @@ start() {
 	nb_started "$s" "$TMP/out"
 }
 
-# the load once: prints "msgs_per_s p99_us"
+# the load once: prints "msgs_per_s p99_ms"
 measure() {
 	"$BUILD_DIR/bench/echo-load" --port "$PORT" --conns "$1" --size "$SIZE" --duration "$DURATION" \
-		--workers 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d["msgs_per_s"], d["p99_us"])'
+		--workers 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d["msgs_per_s"], d["p99_us"] / 1000)'
 }
 
-declare -A MPS P99
-for c in "${CONN_LIST[@]}"; do
-	for r in $(seq 1 "$RUNS"); do
-		for s in "${SERVER_LIST[@]}"; do
-			printf 'echo-bench: %s, %s connections, run %d/%d\n' "$s" "$c" "$r" "$RUNS" >&2
-			start "$s"
-			if res=$(measure "$c"); then
-				MPS[$s,$c]+="${res% *} "
-				P99[$s,$c]+="${res#* } "
-			else
-				echo "echo-bench: the load generator failed against $s" >&2
-			fi
-			nb_stop
-		done
-	done
-done
+nb_run_all echo-bench
 
 printf '%s; echo-load (1 worker), %s-byte messages, %s s per run, medians of %s; %s workers per server\n\n' \
 	"$(nb_machine)" "$SIZE" "$DURATION" "$RUNS" "$WORKERS"
-printf '| server | connections | round trips/s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n'
-for c in "${CONN_LIST[@]}"; do
-	base=$(printf '%s\n' ${MPS[crew-uring,$c]:-0} | nb_median)
-	for s in "${SERVER_LIST[@]}"; do
-		mps=$(printf '%s\n' ${MPS[$s,$c]:-0} | nb_median)
-		p99=$(printf '%s\n' ${P99[$s,$c]:-0} | nb_median)
-		ratio=$(awk -v a="$mps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-		printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$mps" "$ratio" "$(awk -v v="$p99" 'BEGIN { print v / 1000 }')"
-	done
-done
+nb_table 'round trips/s'

@@ -115,32 +115,8 @@ measure() {
 		END { if (rps == "") exit 1; printf "%s %s\n", rps, p99 }'
 }
 
-declare -A RPS P99
-for c in "${CONN_LIST[@]}"; do
-	for r in $(seq 1 "$RUNS"); do
-		for s in "${SERVER_LIST[@]}"; do
-			printf 'http-bench: %s, %s connections, run %d/%d\n' "$s" "$c" "$r" "$RUNS" >&2
-			start "$s"
-			if res=$(measure "$c"); then
-				RPS[$s,$c]+="${res% *} "
-				P99[$s,$c]+="${res#* } "
-			else
-				echo "http-bench: wrk failed against $s" >&2
-			fi
-			nb_stop
-		done
-	done
-done
+nb_run_all http-bench
 
 printf '%s; wrk -t1, %s s per run, medians of %s; %s workers/processes per server\n\n' \
 	"$(nb_machine)" "$DURATION" "$RUNS" "$WORKERS"
-printf '| server | connections | requests/s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n'
-for c in "${CONN_LIST[@]}"; do
-	base=$(printf '%s\n' ${RPS[crew-uring,$c]:-0} | nb_median)
-	for s in "${SERVER_LIST[@]}"; do
-		rps=$(printf '%s\n' ${RPS[$s,$c]:-0} | nb_median)
-		p99=$(printf '%s\n' ${P99[$s,$c]:-0} | nb_median)
-		ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-		printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$rps" "$ratio" "$p99"
-	done
-done
+nb_table 'requests/s'

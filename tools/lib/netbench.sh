@@ -55,3 +55,47 @@ nb_machine() {
 	printf '%s, %s CPUs (%s), Linux %s' "$(date +%F)" "$(nproc)" \
 		"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' | cut -c1-40)" "$(uname -r)"
 }
+
+# nb_run_all NAME: for every connection count, run and server (CONN_LIST,
+# RUNS, SERVER_LIST): the caller's `start SERVER`, then its `measure CONNS`
+# (prints "rate p99_ms"), then nb_stop. Runs are interleaved server by
+# server, so that a drift of the machine hits all of them alike. Collects
+# NB_RATE[server,conns] and NB_P99[server,conns] (space-separated samples).
+declare -A NB_RATE NB_P99
+nb_run_all() {
+	local name=$1 c r s res
+	for c in "${CONN_LIST[@]}"; do
+		for r in $(seq 1 "$RUNS"); do
+			for s in "${SERVER_LIST[@]}"; do
+				printf '%s: %s, %s connections, run %d/%d\n' "$name" "$s" "$c" "$r" "$RUNS" >&2
+				start "$s"
+				if res=$(measure "$c"); then
+					NB_RATE[$s,$c]+="${res% *} "
+					NB_P99[$s,$c]+="${res#* } "
+				else
+					echo "$name: the measurement failed against $s" >&2
+				fi
+				nb_stop
+			done
+		done
+	done
+}
+
+# nb_table RATE_HEADER: the Markdown table of nb_run_all's medians, with each
+# server's ratio to crew on io_uring.
+nb_table() {
+	local c s base rate p99 ratio
+	printf '| server | connections | %s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n' "$1"
+	for c in "${CONN_LIST[@]}"; do
+		# shellcheck disable=SC2086 # the samples are space-separated on purpose
+		base=$(printf '%s\n' ${NB_RATE[crew-uring,$c]:-0} | nb_median)
+		for s in "${SERVER_LIST[@]}"; do
+			# shellcheck disable=SC2086
+			rate=$(printf '%s\n' ${NB_RATE[$s,$c]:-0} | nb_median)
+			# shellcheck disable=SC2086
+			p99=$(printf '%s\n' ${NB_P99[$s,$c]:-0} | nb_median)
+			ratio=$(awk -v a="$rate" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+			printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$rate" "$ratio" "$p99"
+		done
+	done
+}
