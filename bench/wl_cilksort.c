@@ -78,16 +78,43 @@ static bool join_all(crew_task **t, int k, bool ok)
 	return ok;
 }
 
+/* A merge's divide step, whatever forks its halves: false when it was small
+ * enough to merge here (done), else its two independent halves. */
+static bool merge_split(const struct merge_arg *m, struct merge_arg *lo, struct merge_arg *hi)
+{
+	const kern_elm *a = m->a, *b = m->b;
+	long na = m->na, nb = m->nb, ma, mb;
+	if (!kern_merge_split(&a, &na, &b, &nb, m->out, &ma, &mb))
+		return false;
+	*lo = (struct merge_arg){ a, b, ma, mb, m->out };
+	*hi = (struct merge_arg){ a + ma, b + mb, na - ma, nb - mb, m->out + ma + mb };
+	return true;
+}
+
+/* A sort's divide step, whatever forks its parts: false when it was small
+ * enough to sort here (done), else its four quarters (sorted in parallel)
+ * and the merges after them: m[0] and m[1] in parallel, then m[2]. */
+static bool sort_split(const struct sort_arg *s, struct sort_arg part[4], struct merge_arg m[3])
+{
+	long n = s->n;
+	if (n <= KERN_SORT_QUICK) {
+		kern_quicksort(s->a, n);
+		return false;
+	}
+	long q = n / 4;
+	for (int i = 0; i < 4; i++)
+		part[i] = (struct sort_arg){ s->a + i * q, s->tmp + i * q, i == 3 ? n - 3 * q : q };
+	m[0] = (struct merge_arg){ part[0].a, part[1].a, q, q, s->tmp };
+	m[1] = (struct merge_arg){ part[2].a, part[3].a, q, n - 3 * q, s->tmp + 2 * q };
+	m[2] = (struct merge_arg){ s->tmp, s->tmp + 2 * q, 2 * q, n - 2 * q, s->a };
+	return true;
+}
+
 static void *merge_task(void *arg)
 {
-	const struct merge_arg *m = arg;
-	const kern_elm *a = m->a, *b = m->b;
-	long na = m->na, nb = m->nb;
-	long ma, mb;
-	if (!kern_merge_split(&a, &na, &b, &nb, m->out, &ma, &mb))
+	struct merge_arg lo, hi;
+	if (!merge_split(arg, &lo, &hi))
 		return NULL;
-	struct merge_arg lo = { a, b, ma, mb, m->out };
-	struct merge_arg hi = { a + ma, b + mb, na - ma, nb - mb, m->out + ma + mb };
 	crew_task *t = crew_spawn(merge_task, &lo);
 	if (!t)
 		return batch_ptr(BATCH_ERROR);
@@ -97,16 +124,10 @@ static void *merge_task(void *arg)
 
 static void *sort_task(void *arg)
 {
-	const struct sort_arg *s = arg;
-	long n = s->n;
-	if (n <= KERN_SORT_QUICK) {
-		kern_quicksort(s->a, n);
-		return NULL;
-	}
-	long q = n / 4;
 	struct sort_arg part[4];
-	for (int i = 0; i < 4; i++)
-		part[i] = (struct sort_arg){ s->a + i * q, s->tmp + i * q, i == 3 ? n - 3 * q : q };
+	struct merge_arg m[3];
+	if (!sort_split(arg, part, m))
+		return NULL;
 	crew_task *t[3];
 	int k = 0;
 	for (; k < 3; k++)
@@ -115,16 +136,13 @@ static void *sort_task(void *arg)
 	bool ok = k == 3 && !sort_task(&part[3]);
 	if (!join_all(t, k, ok))
 		return batch_ptr(BATCH_ERROR);
-	struct merge_arg m1 = { part[0].a, part[1].a, q, q, s->tmp };
-	struct merge_arg m2 = { part[2].a, part[3].a, q, n - 3 * q, s->tmp + 2 * q };
-	crew_task *mt = crew_spawn(merge_task, &m1);
+	crew_task *mt = crew_spawn(merge_task, &m[0]);
 	if (!mt)
 		return batch_ptr(BATCH_ERROR);
-	ok = !merge_task(&m2);
+	ok = !merge_task(&m[1]);
 	if (!join_all(&mt, 1, ok))
 		return batch_ptr(BATCH_ERROR);
-	struct merge_arg last = { s->tmp, s->tmp + 2 * q, 2 * q, n - 2 * q, s->a };
-	return merge_task(&last);
+	return merge_task(&m[2]);
 }
 
 static void *cs_main(void *arg)
@@ -139,14 +157,9 @@ static void *cs_main(void *arg)
 #ifdef CREW_HAVE_FORK /* ---- crew_fork/crew_sync ---- */
 static void *merge_fork_task(void *arg)
 {
-	const struct merge_arg *m = arg;
-	const kern_elm *a = m->a, *b = m->b;
-	long na = m->na, nb = m->nb;
-	long ma, mb;
-	if (!kern_merge_split(&a, &na, &b, &nb, m->out, &ma, &mb))
+	struct merge_arg lo, hi;
+	if (!merge_split(arg, &lo, &hi))
 		return NULL;
-	struct merge_arg lo = { a, b, ma, mb, m->out };
-	struct merge_arg hi = { a + ma, b + mb, na - ma, nb - mb, m->out + ma + mb };
 	crew_frame f;
 	crew_fork(&f, merge_fork_task, &lo);
 	merge_fork_task(&hi);
@@ -156,30 +169,21 @@ static void *merge_fork_task(void *arg)
 
 static void *sort_fork_task(void *arg)
 {
-	const struct sort_arg *s = arg;
-	long n = s->n;
-	if (n <= KERN_SORT_QUICK) {
-		kern_quicksort(s->a, n);
-		return NULL;
-	}
-	long q = n / 4;
 	struct sort_arg part[4];
+	struct merge_arg m[3];
+	if (!sort_split(arg, part, m))
+		return NULL;
 	crew_frame f[3];
-	for (int i = 0; i < 4; i++)
-		part[i] = (struct sort_arg){ s->a + i * q, s->tmp + i * q, i == 3 ? n - 3 * q : q };
 	for (int i = 0; i < 3; i++)
 		crew_fork(&f[i], sort_fork_task, &part[i]);
 	sort_fork_task(&part[3]);
 	for (int i = 2; i >= 0; i--)
 		crew_sync(&f[i]);
-	struct merge_arg m1 = { part[0].a, part[1].a, q, q, s->tmp };
-	struct merge_arg m2 = { part[2].a, part[3].a, q, n - 3 * q, s->tmp + 2 * q };
 	crew_frame g;
-	crew_fork(&g, merge_fork_task, &m1);
-	merge_fork_task(&m2);
+	crew_fork(&g, merge_fork_task, &m[0]);
+	merge_fork_task(&m[1]);
 	crew_sync(&g);
-	struct merge_arg last = { s->tmp, s->tmp + 2 * q, 2 * q, n - 2 * q, s->a };
-	return merge_fork_task(&last);
+	return merge_fork_task(&m[2]);
 }
 
 static void *cs_fork_main(void *arg)
