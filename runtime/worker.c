@@ -386,8 +386,6 @@ static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
 	for (unsigned polls = 0;; polls++) {
 		for (unsigned i = 0; i < rt->nworkers; i++) {
 			crew__worker *v = &rt->workers[i];
-			/* acquire: pairs with crew__fq_publish; head then split as
-			 * idle_work_visible reads them (a hint: the steal decides) */
 			if (v == w)
 				continue;
 			/* tasks spawned meanwhile: nobody else looks for them while
@@ -397,6 +395,8 @@ static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
 				if (t)
 					return t;
 			}
+			/* acquire: pairs with crew__fq_publish; head then split as
+			 * idle_work_visible reads them (a hint: the steal decides) */
 			crew__fq *q = crew__load_acquire_ptr(&v->fq);
 			if (!q)
 				continue;

@@ -242,13 +242,6 @@ static void *gather_pingpong(void *arg)
 	return (void *)err;
 }
 
-static void run_mode_workers(const char *backend, const char *setup, unsigned workers, crew_fn fn);
-
-static void run_mode(const char *backend, const char *setup, crew_fn fn)
-{
-	run_mode_workers(backend, setup, 1, fn);
-}
-
 static void run_mode_workers(const char *backend, const char *setup, unsigned workers, crew_fn fn)
 {
 	setenv("CREW_BACKEND", backend, 1);
@@ -264,6 +257,11 @@ static void run_mode_workers(const char *backend, const char *setup, unsigned wo
 		     strerror(-rc));
 	cr_assert_null(res, "%s%s%s: %s", backend, setup ? ", " : "", setup ? setup : "",
 		       (const char *)res);
+}
+
+static void run_mode(const char *backend, const char *setup, crew_fn fn)
+{
+	run_mode_workers(backend, setup, 1, fn);
 }
 
 #define MODES(name, fn)                                                                        \
