@@ -40,10 +40,6 @@
 
 uint64_t crew_now(void);
 
-/* try() results that are not a final result (nowait.h) */
-#define EP_WAIT_IN CREW_IO_WAIT_IN
-#define EP_WAIT_OUT CREW_IO_WAIT_OUT
-
 /* crew__io_op.be_flags; EP_FD2: parked on op->fd2 (splice, sendfile) */
 enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8, EP_FD2 = 16 };
 
@@ -142,18 +138,20 @@ static int ep_rw(crew__io_op *op, bool write, bool ready)
 	if (!(op->be_flags & EP_NOWAIT_NO)) {
 		rc = write ? pwritev2(op->fd, iov, cnt, -1, RWF_NOWAIT) :
 			     preadv2(op->fd, iov, cnt, -1, RWF_NOWAIT);
-		if (rc >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
-			return rc >= 0 ? ep_neg(rc) : ep_again(-errno) ? (write ? EP_WAIT_OUT : EP_WAIT_IN) : -errno;
+		if (rc >= 0)
+			return ep_neg(rc);
+		if (errno != EOPNOTSUPP && errno != EINVAL)
+			return ep_again(-errno) ? (write ? CREW_IO_WAIT_OUT : CREW_IO_WAIT_IN) : -errno;
 		op->be_flags |= EP_NOWAIT_NO; /* this file has no RWF_NOWAIT */
 	}
 	if (!ready) { /* readiness first: a plain call could block */
 		struct pollfd p = { op->fd, (short)(write ? POLLOUT : POLLIN), 0 };
 		if (poll(&p, 1, 0) == 0)
-			return write ? EP_WAIT_OUT : EP_WAIT_IN;
+			return write ? CREW_IO_WAIT_OUT : CREW_IO_WAIT_IN;
 	}
 	rc = write ? writev(op->fd, iov, cnt) : readv(op->fd, iov, cnt);
 	int res = ep_neg(rc);
-	return ep_again(res) ? (write ? EP_WAIT_OUT : EP_WAIT_IN) : res;
+	return ep_again(res) ? (write ? CREW_IO_WAIT_OUT : CREW_IO_WAIT_IN) : res;
 }
 
 static int ep_accept(crew__io_op *op)
@@ -164,7 +162,7 @@ static int ep_accept(crew__io_op *op)
 	rc = accept4(op->fd, op->addr, (socklen_t *)op->addrlen, op->flags);
 	rc = rc < 0 ? -errno : rc;
 	crew__io_restore(op->fd, saved);
-	return ep_again(rc) ? EP_WAIT_IN : rc;
+	return ep_again(rc) ? CREW_IO_WAIT_IN : rc;
 }
 
 static int ep_connect(crew__io_op *op)
@@ -174,7 +172,7 @@ static int ep_connect(crew__io_op *op)
 		socklen_t len = sizeof(err);
 		if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			return -errno;
-		return err == EINPROGRESS || err == EALREADY ? EP_WAIT_OUT : -err;
+		return err == EINPROGRESS || err == EALREADY ? CREW_IO_WAIT_OUT : -err;
 	}
 	int saved = O_NONBLOCK, rc = crew__io_nonblock(op->fd, &saved);
 	if (rc)
@@ -183,7 +181,7 @@ static int ep_connect(crew__io_op *op)
 	crew__io_restore(op->fd, saved);
 	if (rc == -EINPROGRESS || rc == -EAGAIN) {
 		op->be_flags |= EP_CONNECTING;
-		return EP_WAIT_OUT;
+		return CREW_IO_WAIT_OUT;
 	}
 	return rc;
 }
@@ -197,17 +195,17 @@ static int ep_recv(crew__io_op *op)
 	int rc = ep_neg(recv(op->fd, (char *)op->buf + have, op->len - have,
 			     op->flags | MSG_DONTWAIT));
 	if (!(op->flags & MSG_WAITALL))
-		return ep_again(rc) ? EP_WAIT_IN : rc;
+		return ep_again(rc) ? CREW_IO_WAIT_IN : rc;
 	if (rc > 0)
 		op->off = have += (size_t)rc;
 	if (rc > 0 && have < op->len && crew__io_gathers(op->fd))
-		return EP_WAIT_IN;
+		return CREW_IO_WAIT_IN;
 	if (ep_again(rc))
-		return EP_WAIT_IN;
+		return CREW_IO_WAIT_IN;
 	return have ? (int)have : rc; /* all, or EOF/error after a part: the part */
 }
 
-/* Try op once. A final result (>= 0 or -errno), or EP_WAIT_IN/OUT. */
+/* Try op once. A final result (>= 0 or -errno), or CREW_IO_WAIT_IN/OUT. */
 static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 {
 	switch (op->kind) {
@@ -221,7 +219,7 @@ static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 		return ep_recv(op);
 	case CREW_IO_SEND: {
 		int rc = ep_neg(send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT));
-		return ep_again(rc) ? EP_WAIT_OUT : rc;
+		return ep_again(rc) ? CREW_IO_WAIT_OUT : rc;
 	}
 	case CREW_IO_ACCEPT:
 		return ep_accept(op);
@@ -254,8 +252,8 @@ static int ep_try(crew__epoll *e, crew__io_op *op, bool ready)
 			return -errno;
 		if (p.revents & POLLNVAL)
 			return -EBADF;
-		return n ? p.revents : (op->flags & POLLOUT) && !(op->flags & POLLIN) ? EP_WAIT_OUT :
-								      EP_WAIT_IN;
+		return n ? p.revents : (op->flags & POLLOUT) && !(op->flags & POLLIN) ? CREW_IO_WAIT_OUT :
+								      CREW_IO_WAIT_IN;
 	}
 	case CREW_IO_FSYNC:
 	case CREW_IO_RECVMSG:
@@ -281,7 +279,8 @@ static int ep_op_fd(const crew__io_op *op)
 static void ep_set_wait(crew__io_op *op, int res)
 {
 	op->be_flags &= ~(uint32_t)(EP_IN | EP_OUT | EP_FD2);
-	op->be_flags |= (res == EP_WAIT_IN ? EP_IN : EP_OUT) | (res == CREW_IO_WAIT_OUT2 ? EP_FD2 : 0);
+	op->be_flags |= (res == CREW_IO_WAIT_IN ? EP_IN : EP_OUT) |
+			(res == CREW_IO_WAIT_OUT2 ? EP_FD2 : 0);
 }
 
 /* (Re-)arm fd for the union of its parked ops' interests. 0 or -errno. */
@@ -346,7 +345,7 @@ static int ep_submit(crew__reactor *r, crew__io_op *op)
 	/* a receive that would likely block: wait for readiness (a oneshot
 	 * arm reports data already there at once) instead of a futile try */
 	int res = op->park_first && op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL) ?
-			  EP_WAIT_IN : ep_try(e, op, false);
+			  CREW_IO_WAIT_IN : ep_try(e, op, false);
 	if (!crew__io_waiting(res)) {
 		crew__io_complete(op, res);
 		return 0;
@@ -391,7 +390,7 @@ static void ep_dispatch(crew__epoll *e, int fd, uint32_t events)
 		crew__io_op *op = *pp;
 		bool want = all || ((op->be_flags & EP_IN) && (events & EPOLLIN)) ||
 			    ((op->be_flags & EP_OUT) && (events & EPOLLOUT));
-		int res = want ? ep_try(e, op, true) : EP_WAIT_IN;
+		int res = want ? ep_try(e, op, true) : CREW_IO_WAIT_IN;
 		if (crew__io_waiting(res)) {
 			if (want && op->kind != CREW_IO_POLL) {
 				ep_set_wait(op, res);
