@@ -47,6 +47,7 @@ bool batch_handles(int argc, char **argv)
 static void usage(void)
 {
 	fputs("usage: crew-bench <workload> [--workers N] [--n N] [--runtime serial|crew|crew-fork]\n"
+	      "                 [--stack-kib K] (crew_config.stack_size; 0: crew's default)\n"
 	      "batch workloads:", stderr);
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
 		fprintf(stderr, " %s (n=%" PRIu64 ")", table[i]->name, table[i]->default_n);
@@ -81,6 +82,7 @@ int batch_main(int argc, char **argv)
 		usage();
 	struct batch_run r = { .n = w->default_n };
 	unsigned workers = 0;
+	size_t stack_kib = 0;
 	const char *runtime = "crew";
 	for (int i = 2; i < argc; i += 2) {
 		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -88,6 +90,8 @@ int batch_main(int argc, char **argv)
 			workers = (unsigned)parse_u64("--workers", value, 1024);
 		else if (strcmp(argv[i], "--n") == 0)
 			r.n = parse_u64("--n", value, UINT64_MAX / 2);
+		else if (strcmp(argv[i], "--stack-kib") == 0)
+			stack_kib = (size_t)parse_u64("--stack-kib", value, 1u << 20);
 		else if (strcmp(argv[i], "--runtime") == 0 && value)
 			runtime = value;
 		else {
@@ -119,7 +123,7 @@ int batch_main(int argc, char **argv)
 	}
 	double t0 = now();
 	if (task) {
-		crew_config cfg = { .workers = workers };
+		crew_config cfg = { .workers = workers, .stack_size = stack_kib * 1024 };
 		int rc = crew_run_with(&cfg, task, &r, NULL);
 		if (rc != 0) {
 			fprintf(stderr, "crew-bench: crew_run_with: %s\n", strerror(-rc));
