@@ -465,13 +465,25 @@ static inline void kern_quicksort(kern_elm *a, long n)
 
 static inline void kern_merge_serial(const kern_elm *a, long na, const kern_elm *b, long nb, kern_elm *out)
 {
+	/* Cilk's loop: the element just taken is the only index to check */
 	long i = 0, j = 0, k = 0;
-	while (i < na && j < nb)
-		out[k++] = b[j] < a[i] ? b[j++] : a[i++];
-	while (i < na)
-		out[k++] = a[i++];
-	while (j < nb)
-		out[k++] = b[j++];
+	if (na > 0 && nb > 0) {
+		kern_elm x = a[0], y = b[0];
+		for (;;) {
+			if (x < y) {
+				out[k++] = x;
+				if (++i == na)
+					break;
+				x = a[i];
+			} else {
+				out[k++] = y;
+				if (++j == nb)
+					break;
+				y = b[j];
+			}
+		}
+	}
+	memcpy(out + k, i < na ? a + i : b + j, (size_t)(i < na ? na - i : nb - j) * sizeof *out);
 }
 
 /* First index in b[0..nb) whose element is >= v. */
