@@ -17,7 +17,8 @@
 # each connection sends a message, waits for its echo, checks it, repeats.
 # The same client binary drives every server, so its own cost is the same for
 # all; it runs on crew's default (io_uring) backend. Prints a Markdown table:
-# round trips/s, p99 round-trip latency, and each server's ratio to crew.
+# round trips/s, p99 round-trip latency, each server's ratio to crew, and the
+# share of a CPU echo-load used (near 100%: the client is the bottleneck).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,14 +90,17 @@ start() {
 	nb_started "$s" "$TMP/out"
 }
 
-# the load once: prints "msgs_per_s p99_ms"
+# the load once: prints "msgs_per_s p99_ms echo-load_cpu_%"
 measure() {
-	"$BUILD_DIR/bench/echo-load" --port "$PORT" --conns "$1" --size "$SIZE" --duration "$DURATION" \
-		--workers 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d["msgs_per_s"], d["p99_us"] / 1000)'
+	local cpu
+	cpu=$(nb_client "$TMP/load" "$BUILD_DIR/bench/echo-load" --port "$PORT" --conns "$1" --size "$SIZE" \
+		--duration "$DURATION" --workers 1) || return 1
+	python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(d["msgs_per_s"], d["p99_us"] / 1000, sys.argv[2])' \
+		"$TMP/load" "$cpu"
 }
 
 nb_run_all echo-bench
 
 printf '%s; echo-load (1 worker), %s-byte messages, %s s per run, medians of %s; %s workers per server\n\n' \
 	"$(nb_machine)" "$SIZE" "$DURATION" "$RUNS" "$WORKERS"
-nb_table 'round trips/s'
+nb_table 'round trips/s' echo-load

@@ -16,7 +16,8 @@
 # wrk -t1 runs beside it on the same machine (the servers and wrk share the
 # CPUs alike). Runs are interleaved server by server so that a drift of the
 # machine hits all of them. Prints a Markdown table: requests/s and p99
-# latency, medians of K, and each server's ratio to crew (io_uring).
+# latency, medians of K, each server's ratio to crew (io_uring), and the share
+# of a CPU wrk used: near 100%, wrk is the bottleneck, not the server.
 # Builds what it needs: crew (make), the Go and Tokio peers into
 # $CREW_BUILD_DIR/peers (offline, Debian packages); installs wrk and
 # nginx-light when root (else says which apt-get line to run).
@@ -105,18 +106,20 @@ EOF
 	nb_started "$s" "$TMP/out"
 }
 
-# wrk once: prints "requests_per_s p99_ms"
+# wrk once: prints "requests_per_s p99_ms wrk_cpu_%"
 measure() {
-	wrk -t1 -c"$1" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/" 2>&1 | awk '
+	local cpu
+	cpu=$(nb_client "$TMP/wrk" wrk -t1 -c"$1" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/") || return 1
+	awk -v cpu="$cpu" '
 		/Requests\/sec/ { rps = $2 }
 		/^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 }
 		           else if (v ~ /ms$/) { sub(/ms/, "", v) }
 		           else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
-		END { if (rps == "") exit 1; printf "%s %s\n", rps, p99 }'
+		END { if (rps == "") exit 1; printf "%s %s %s\n", rps, p99, cpu }' "$TMP/wrk"
 }
 
 nb_run_all http-bench
 
 printf '%s; wrk -t1, %s s per run, medians of %s; %s workers/processes per server\n\n' \
 	"$(nb_machine)" "$DURATION" "$RUNS" "$WORKERS"
-nb_table 'requests/s'
+nb_table 'requests/s' wrk

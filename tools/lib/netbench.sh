@@ -56,22 +56,35 @@ nb_machine() {
 		"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' | cut -c1-40)" "$(uname -r)"
 }
 
+# nb_client OUT CMD...: run the load generator CMD, its output into OUT, and
+# print the share of one CPU it used (user + system time over wall time, %).
+# A single-threaded generator near 100% is the bottleneck: the servers it
+# measures are then at least that fast, and their ratios say less.
+nb_client() {
+	local out=$1 t TIMEFORMAT='%R %U %S'
+	shift
+	t=$({ time "$@" >"$out" 2>&1; } 2>&1) || return 1
+	awk -v t="$t" 'BEGIN { split(t, a, " "); printf "%.0f\n", (a[1] > 0 ? 100 * (a[2] + a[3]) / a[1] : 0) }'
+}
+
 # nb_run_all NAME: for every connection count, run and server (CONN_LIST,
 # RUNS, SERVER_LIST): the caller's `start SERVER`, then its `measure CONNS`
-# (prints "rate p99_ms"), then nb_stop. Runs are interleaved server by
-# server, so that a drift of the machine hits all of them alike. Collects
-# NB_RATE[server,conns] and NB_P99[server,conns] (space-separated samples).
-declare -A NB_RATE NB_P99
+# (prints "rate p99_ms client_cpu_%"), then nb_stop. Runs are interleaved
+# server by server, so that a drift of the machine hits all of them alike.
+# Collects NB_RATE, NB_P99 and NB_CLIENT[server,conns] (space-separated samples).
+declare -A NB_RATE NB_P99 NB_CLIENT
 nb_run_all() {
-	local name=$1 c r s res
+	local name=$1 c r s res rate p99 cpu
 	for c in "${CONN_LIST[@]}"; do
 		for r in $(seq 1 "$RUNS"); do
 			for s in "${SERVER_LIST[@]}"; do
 				printf '%s: %s, %s connections, run %d/%d\n' "$name" "$s" "$c" "$r" "$RUNS" >&2
 				start "$s"
 				if res=$(measure "$c"); then
-					NB_RATE[$s,$c]+="${res% *} "
-					NB_P99[$s,$c]+="${res#* } "
+					read -r rate p99 cpu <<<"$res"
+					NB_RATE[$s,$c]+="$rate "
+					NB_P99[$s,$c]+="$p99 "
+					NB_CLIENT[$s,$c]+="$cpu "
 				else
 					echo "$name: the measurement failed against $s" >&2
 				fi
@@ -81,11 +94,13 @@ nb_run_all() {
 	done
 }
 
-# nb_table RATE_HEADER: the Markdown table of nb_run_all's medians, with each
-# server's ratio to crew on io_uring.
+# nb_table RATE_HEADER CLIENT: the Markdown table of nb_run_all's medians,
+# with each server's ratio to crew on io_uring and the CPU share its load
+# generator (CLIENT) used.
 nb_table() {
-	local c s base rate p99 ratio
-	printf '| server | connections | %s | vs crew (io_uring) | p99 latency ms |\n|---|---:|---:|---:|---:|\n' "$1"
+	local c s base rate p99 ratio cpu
+	printf '| server | connections | %s | vs crew (io_uring) | p99 latency ms | %s CPU %% |\n' "$1" "$2"
+	printf '|---|---:|---:|---:|---:|---:|\n'
 	for c in "${CONN_LIST[@]}"; do
 		# shellcheck disable=SC2086 # the samples are space-separated on purpose
 		base=$(printf '%s\n' ${NB_RATE[crew-uring,$c]:-0} | nb_median)
@@ -94,8 +109,10 @@ nb_table() {
 			rate=$(printf '%s\n' ${NB_RATE[$s,$c]:-0} | nb_median)
 			# shellcheck disable=SC2086
 			p99=$(printf '%s\n' ${NB_P99[$s,$c]:-0} | nb_median)
+			# shellcheck disable=SC2086
+			cpu=$(printf '%s\n' ${NB_CLIENT[$s,$c]:-0} | nb_median)
 			ratio=$(awk -v a="$rate" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-			printf '| %s | %s | %.0f | %s | %.2f |\n' "$s" "$c" "$rate" "$ratio" "$p99"
+			printf '| %s | %s | %.0f | %s | %.2f | %.0f |\n' "$s" "$c" "$rate" "$ratio" "$p99" "$cpu"
 		done
 	done
 }
