@@ -6,6 +6,11 @@
 #include "io.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024 /* Linux's UIO_MAXIOV */
+#endif
 
 static inline crew__io_op io_op(crew__io_kind kind, int fd, void *buf, size_t len, uint64_t off)
 {
@@ -42,7 +47,7 @@ ssize_t crew_pwrite(int fd, const void *buf, size_t len, off_t offset)
 
 ssize_t crew_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (iovcnt < 0 || (!iov && iovcnt))
+	if (iovcnt < 0 || iovcnt > IOV_MAX || (!iov && iovcnt))
 		return -EINVAL;
 	crew__io_op op = io_op(CREW_IO_READV, fd, (void *)iov, (size_t)iovcnt, UINT64_MAX);
 	return crew__io_run(&op);
@@ -50,7 +55,7 @@ ssize_t crew_readv(int fd, const struct iovec *iov, int iovcnt)
 
 ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (iovcnt < 0 || (!iov && iovcnt))
+	if (iovcnt < 0 || iovcnt > IOV_MAX || (!iov && iovcnt))
 		return -EINVAL;
 	crew__io_op op = io_op(CREW_IO_WRITEV, fd, (void *)iov, (size_t)iovcnt, UINT64_MAX);
 	return crew__io_run(&op);

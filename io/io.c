@@ -55,6 +55,13 @@ void crew__io_complete(crew__io_op *op, int res)
 {
 	crew_task *t = op->task;
 	uint32_t seq = op->seq;
+	/* A MSG_WAITALL receive ended early (cancel, deadline, close, error)
+	 * after a part came: the part, which has left the socket (op->off
+	 * counts it where crew runs the attempts: epoll, emulated recvmsg;
+	 * io_uring's own receives return it themselves, off stays 0). */
+	if (CREW_UNLIKELY(res < 0 && op->off && (op->flags & MSG_WAITALL) &&
+			  (op->kind == CREW_IO_RECV || op->kind == CREW_IO_RECVMSG)))
+		res = op->off > 0x7fffffff ? 0x7fffffff : (int)op->off;
 	op->res = res;
 	/* release: res before done; done is our last access to op */
 	crew__store_release_32(&op->done, 1);
@@ -162,8 +169,8 @@ static long io_try_now(crew__worker *w, crew__io_op *op)
 {
 	ssize_t n;
 	bool recv_once = op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL);
-	if (recv_once)
-		op->park_first = !recv_likely_ready(w, op);
+	if (recv_once) /* MSG_DONTWAIT: tried, never parked first (it would not wait) */
+		op->park_first = !(op->flags & MSG_DONTWAIT) && !recv_likely_ready(w, op);
 	if (w->reactor.be->tries_at_submit)
 		return -EAGAIN;
 	if (op->kind == CREW_IO_SEND)

@@ -14,7 +14,9 @@
 #define CREW_NOWAIT_H
 
 #include "reactor.h"
+#include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 /* Not a final result: wait until ... is ready, then try again. */
 enum {
@@ -26,6 +28,18 @@ enum {
 static inline bool crew__io_waiting(int res)
 {
 	return res <= CREW_IO_WAIT_IN && res >= CREW_IO_WAIT_OUT2;
+}
+
+/* A socket call asked not to wait (MSG_DONTWAIT: recv, send, recvmsg,
+ * sendmsg): its "would block" is -EAGAIN, as recv(2)'s, not a wait. The
+ * backends that run an attempt themselves (epoll; io_uring's emulated
+ * opcodes) pass every attempt's result through this; io_uring's own
+ * opcodes honour the flag in the kernel. */
+static inline int crew__io_dontwait(const crew__io_op *op, int res)
+{
+	bool msg_call = op->kind == CREW_IO_RECV || op->kind == CREW_IO_SEND ||
+			op->kind == CREW_IO_RECVMSG || op->kind == CREW_IO_SENDMSG;
+	return msg_call && (op->flags & MSG_DONTWAIT) && crew__io_waiting(res) ? -EAGAIN : res;
 }
 
 /* The fd a wait result names. */

@@ -313,7 +313,9 @@ static int ep_park(crew__epoll *e, crew__io_op *op, int res)
 	if (!(op->be_flags & (EP_IN | EP_OUT)))
 		ep_set_wait(op, res);
 	int fd = ep_op_fd(op);
-	if (fd < 0)
+	/* past the table: an fd that is not open must not grow it (zeroed
+	 * memory up to its number, 16 bytes per fd) */
+	if (fd < 0 || ((size_t)fd >= e->nfds && fcntl(fd, F_GETFD) < 0))
 		return -EBADF;
 	ep_fd *s = ep_slot(e, fd);
 	if (!s)
@@ -345,7 +347,8 @@ static int ep_submit(crew__reactor *r, crew__io_op *op)
 	/* a receive that would likely block: wait for readiness (a oneshot
 	 * arm reports data already there at once) instead of a futile try */
 	int res = op->park_first && op->kind == CREW_IO_RECV && !(op->flags & MSG_WAITALL) ?
-			  CREW_IO_WAIT_IN : ep_try(e, op, false);
+			  CREW_IO_WAIT_IN :
+			  crew__io_dontwait(op, ep_try(e, op, false));
 	if (!crew__io_waiting(res)) {
 		crew__io_complete(op, res);
 		return 0;

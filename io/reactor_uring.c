@@ -80,13 +80,13 @@ static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op
 		io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len, op->off);
 		break;
 	case CREW_IO_RECV:
-		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+		io_uring_prep_recv(sqe, op->fd, op->buf, uring_len(op->len), op->flags);
 		/* expected to block (io.c): arm the poll without trying first */
 		if (op->park_first && u->poll_first)
 			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case CREW_IO_SEND:
-		io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags);
+		io_uring_prep_send(sqe, op->fd, op->buf, uring_len(op->len), op->flags);
 		break;
 	case CREW_IO_ACCEPT:
 		io_uring_prep_accept(sqe, op->fd, op->addr, (socklen_t *)op->addrlen, op->flags);
@@ -131,6 +131,29 @@ static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op
 	io_uring_sqe_set_data(sqe, op);
 }
 
+/*
+ * crew_close: a request in flight holds its own reference to the file, so
+ * closing the fd neither ends it nor lets the peer see the end: the ring's
+ * other requests on fd are cancelled first (IORING_ASYNC_CANCEL_FD, 5.19+,
+ * in the same submission and before the close, which the kernel issues in
+ * order; it looks fd up when it runs). They end with -EBADF, as on epoll
+ * (uring_reap). false: no SQE for the cancel now; the close waits on the
+ * backlog and comes here again.
+ */
+static bool uring_close_cancels(crew__reactor *r, crew__uring *u, crew__io_op *op)
+{
+	if (op->kind != CREW_IO_CLOSE || (op->be_flags & CREW_URING_FD_CANCELLED))
+		return true;
+	struct io_uring_sqe *sqe = uring_sqe(u);
+	if (!sqe)
+		return false;
+	io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
+	op->be_flags |= CREW_URING_FD_CANCELLED;
+	r->pending++;
+	return true;
+}
+
 static void backlog_push(crew__uring *u, crew__io_op *op)
 {
 	op->next = NULL;
@@ -145,7 +168,7 @@ static void backlog_push(crew__uring *u, crew__io_op *op)
 static void uring_drain_backlog(crew__reactor *r, crew__uring *u)
 {
 	struct io_uring_sqe *sqe;
-	while (u->backlog_head && (sqe = uring_sqe(u))) {
+	while (u->backlog_head && uring_close_cancels(r, u, u->backlog_head) && (sqe = uring_sqe(u))) {
 		crew__io_op *op = u->backlog_head;
 		u->backlog_head = op->next;
 		if (!u->backlog_head)
@@ -197,7 +220,8 @@ static void uring_forget_cancel(crew__uring *u, uint64_t key)
 /* Give op an SQE, or put it on the backlog. */
 static void uring_queue(crew__reactor *r, crew__uring *u, crew__io_op *op)
 {
-	struct io_uring_sqe *sqe = u->backlog_head ? NULL : uring_sqe(u);
+	struct io_uring_sqe *sqe =
+		u->backlog_head || !uring_close_cancels(r, u, op) ? NULL : uring_sqe(u);
 	if (!sqe) {
 		op->be_flags |= CREW_URING_BACKLOG;
 		backlog_push(u, op);
@@ -211,7 +235,7 @@ static void uring_queue(crew__reactor *r, crew__uring *u, crew__io_op *op)
  * again (a poll). */
 static void uring_emul_step(crew__reactor *r, crew__uring *u, crew__io_op *op)
 {
-	int res = crew__io_try_nowait(op);
+	int res = crew__io_dontwait(op, crew__io_try_nowait(op));
 	if (!crew__io_waiting(res)) {
 		crew__io_complete(op, res);
 		return;
@@ -328,6 +352,9 @@ static int uring_reap(crew__reactor *r, crew__uring *u)
 		default: {
 			crew__io_op *op = (crew__io_op *)(uintptr_t)cqe->user_data;
 			int res = cqe->res == -URING_ERESTARTSYS ? -EINTR : cqe->res;
+			/* cancelled, but not by its task: a crew_close of its fd */
+			if (CREW_UNLIKELY(res == -ECANCELED) && !(op->be_flags & CREW_URING_CANCELLING))
+				res = -EBADF;
 			if (CREW_UNLIKELY(u->ncancel))
 				uring_forget_cancel(u, cqe->user_data);
 			if (CREW_UNLIKELY(uring_step(op, res))) {
@@ -377,8 +404,10 @@ static int uring_poll(crew__reactor *r, bool block, uint64_t deadline)
 		/* DEFER_TASKRUN: only GETEVENTS runs the completions' task work */
 		if ((u->defer ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring)) < 0)
 			r->pending = 1; /* retried at the next poll */
-	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN) {
-		/* completions wait for us to enter the kernel (COOP_TASKRUN) */
+	} else if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) {
+		/* completions wait for us to enter the kernel: their task work
+		 * (COOP_TASKRUN), or a CQ that overflowed into the kernel's list,
+		 * which only an enter flushes (a worker kept busy never parks) */
 		(void)io_uring_get_events(&u->ring); /* errors: the next poll retries */
 	}
 	int n = uring_reap(r, u);

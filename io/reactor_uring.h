@@ -17,13 +17,15 @@ enum { CREW_UD_WAKE = 1, CREW_UD_TIMEOUT = 2, CREW_UD_CANCEL = 3 };
 /* crew__io_op.be_flags. EMULATED: the op runs as non-blocking attempts
  * (nowait.c) between polls of its fd (reactor_uring.c); POLL_*: what the
  * next poll waits for; CANCELLING: a cancel was asked for (an emulated op
- * is not armed again). */
+ * is not armed again); FD_CANCELLED: a close whose cancel of the ring's
+ * other requests on its fd has been queued (reactor_uring.c, uring_close). */
 enum {
 	CREW_URING_BACKLOG = 1,
 	CREW_URING_EMULATED = 2,
 	CREW_URING_POLL_OUT = 4, /* else POLLIN */
 	CREW_URING_POLL_FD2 = 8, /* on op->fd2, else op->fd */
 	CREW_URING_CANCELLING = 16,
+	CREW_URING_FD_CANCELLED = 32,
 };
 
 typedef struct crew__uring {

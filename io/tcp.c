@@ -23,6 +23,7 @@ struct resolve {
 	int passive;
 	struct addrinfo *res;
 	int gai;
+	int err; /* errno of the offload thread, for EAI_SYSTEM */
 };
 
 static void *resolve_fn(void *arg)
@@ -34,11 +35,12 @@ static void *resolve_fn(void *arg)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV | (r->passive ? AI_PASSIVE : 0);
 	r->gai = getaddrinfo(r->host, r->port, &hints, &r->res);
+	r->err = errno; /* errno is this thread's: the task reads it from here */
 	return NULL;
 }
 
 /* getaddrinfo's codes as errnos: no errno says "no such host" exactly. */
-static int gai_errno(int gai)
+static int gai_errno(int gai, int err)
 {
 	switch (gai) {
 	case EAI_NONAME:
@@ -52,7 +54,7 @@ static int gai_errno(int gai)
 	case EAI_MEMORY:
 		return -ENOMEM;
 	case EAI_SYSTEM:
-		return errno ? -errno : -EIO;
+		return err ? -err : -EIO;
 	default:
 		return -EINVAL;
 	}
@@ -71,7 +73,7 @@ static int tcp_resolve(const char *host, uint16_t port, bool passive, struct add
 	if (rc)
 		return rc;
 	if (r.gai)
-		return gai_errno(r.gai);
+		return gai_errno(r.gai, r.err);
 	*res = r.res;
 	return 0;
 }

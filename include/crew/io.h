@@ -80,7 +80,13 @@ CREW_API ssize_t crew_pwrite(int fd, const void *buf, size_t len, off_t offset);
 CREW_API ssize_t crew_readv(int fd, const struct iovec *iov, int iovcnt);
 /** crew_writev - writev(2). */
 CREW_API ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt);
-/** crew_recv - recv(2) with `flags` (MSG_PEEK, MSG_WAITALL...); 0: the peer shut down. */
+/**
+ * crew_recv - recv(2) with `flags` (MSG_PEEK, MSG_WAITALL...); 0: the peer
+ * shut down. MSG_DONTWAIT: -EAGAIN instead of waiting, on both backends. A
+ * MSG_WAITALL receive that ends early (cancel, deadline, close, error) after
+ * a part came returns the part. `len` above 2 GiB - 4 KiB is cut to it, as
+ * read(2) cuts it.
+ */
 CREW_API ssize_t crew_recv(int fd, void *buf, size_t len, int flags);
 /** crew_send - send(2) with `flags` (MSG_NOSIGNAL...): a count, possibly partial. */
 CREW_API ssize_t crew_send(int fd, const void *buf, size_t len, int flags);
@@ -131,8 +137,10 @@ CREW_API int crew_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int 
 CREW_API int crew_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 /**
  * crew_close - close(2). Other operations of this worker still waiting on
- * `fd` end with their own result or -EBADF; operations of other tasks on
- * `fd` should be cancelled (and their calls returned) before the close.
+ * `fd` end with their own result or -EBADF (on io_uring this needs Linux
+ * 5.19's cancel by fd; before it they go on waiting); operations of other
+ * workers' tasks on `fd` should be cancelled (and their calls returned)
+ * before the close.
  * The fd is closed even when -EINTR/-EIO is returned.
  */
 CREW_API int crew_close(int fd);

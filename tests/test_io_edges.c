@@ -1,0 +1,270 @@
+/*
+ * I/O at the edges of its contract, each case found by trying to break it
+ * from outside (IO_TEST, io_helpers.h): a close under a pending receive,
+ * MSG_DONTWAIT, a MSG_WAITALL receive ended early after a part, lengths past
+ * 4 GiB, fd numbers far past the open ones, iovec counts past IOV_MAX, and a
+ * completion queue too small for what completes at once.
+ */
+#include "internal.h" /* first: it defines _GNU_SOURCE; task states */
+#include "io_helpers.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void *recv_blocked(void *arg)
+{
+	crewt_blocked *b = arg;
+	atomic_store(&b->calling, 1);
+	b->rc = crew_recv(b->fd, b->buf, sizeof b->buf, 0);
+	return NULL;
+}
+
+/* A task of this worker waits in crew_recv(fd); another closes fd: the
+ * receive ends with -EBADF (on io_uring the in-flight request kept the file
+ * alive: the receive waited for ever). */
+static void *close_ends_recv(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	crewt_blocked b = { .fd = sv[0] };
+	crew_task *t = crewt_spawn_blocked(recv_blocked, &b);
+	CHECK(t, "the reader did not block");
+	int rc = crew_close(sv[0]);
+	CHECK(rc == 0, "close: %d", rc);
+	CHECK(crew_join(t, NULL) == 0, "join");
+	close(sv[1]);
+	CHECK(b.rc == -EBADF, "the pending receive ended with %zd, not -EBADF", b.rc);
+	return NULL;
+}
+
+IO_TEST_EMUL(close_ends_pending_recv, 1, close_ends_recv, NULL)
+
+/* MSG_DONTWAIT: -EAGAIN where the call would wait, as recv(2) and send(2)
+ * (the epoll backend waited). */
+static void *dontwait(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	char buf[4096];
+	struct iovec iov = { buf, sizeof buf };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t rc = crew_recv(sv[0], buf, sizeof buf, MSG_DONTWAIT);
+	CHECK(rc == -EAGAIN, "recv of an empty socket: %zd", rc);
+	rc = crew_recvmsg(sv[0], &m, MSG_DONTWAIT);
+	CHECK(rc == -EAGAIN, "recvmsg of an empty socket: %zd", rc);
+	memset(buf, 'x', sizeof buf);
+	while (send(sv[1], buf, sizeof buf, MSG_DONTWAIT) > 0) /* fill it */
+		;
+	rc = crew_send(sv[1], buf, sizeof buf, MSG_DONTWAIT);
+	CHECK(rc == -EAGAIN, "send to a full socket: %zd", rc);
+	rc = crew_sendmsg(sv[1], &m, MSG_DONTWAIT);
+	CHECK(rc == -EAGAIN, "sendmsg to a full socket: %zd", rc);
+	/* and with data there, the data */
+	rc = crew_recv(sv[0], buf, 10, MSG_DONTWAIT);
+	CHECK(rc == 10, "recv with data: %zd", rc);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+IO_TEST_EMUL(dontwait, 1, dontwait, NULL)
+
+/* The bytes still unread in fd. */
+static int unread(int fd)
+{
+	int n = -1;
+	return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+static void *waitall_blocked(void *arg)
+{
+	crewt_blocked *b = arg;
+	atomic_store(&b->calling, 1);
+	b->rc = crew_recv(b->fd, b->buf, 20, MSG_WAITALL);
+	return NULL;
+}
+
+static void *waitall_msg_blocked(void *arg)
+{
+	crewt_blocked *b = arg;
+	struct iovec iov = { b->buf, 20 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	atomic_store(&b->calling, 1);
+	b->rc = crew_recvmsg(b->fd, &m, MSG_WAITALL);
+	return NULL;
+}
+
+/* A MSG_WAITALL receive of 20 bytes that got 10 and is then cancelled, or
+ * hits its deadline: it returns the 10 it took from the socket (the epoll
+ * backend returned -ECANCELED / -ETIMEDOUT, and the 10 bytes were lost). */
+static void *waitall_ended_early(void *arg)
+{
+	(void)arg;
+	for (int msg = 0; msg < 2; msg++) {
+		int sv[2];
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+		/* the cancel */
+		CHECK(write(sv[1], "0123456789", 10) == 10, "write");
+		crewt_blocked b = { .fd = sv[0] };
+		crew_task *t = crewt_spawn_blocked(msg ? waitall_msg_blocked : waitall_blocked, &b);
+		CHECK(t, "the receive did not block");
+		crew_cancel(t);
+		CHECK(crew_join(t, NULL) == -ECANCELED, "join of the cancelled reader");
+		CHECK(b.rc == 10 && memcmp(b.buf, "0123456789", 10) == 0,
+		      "%s, cancelled after 10 of 20 bytes: %zd", msg ? "recvmsg" : "recv", b.rc);
+		CHECK(unread(sv[0]) == 0, "%d bytes left", unread(sv[0]));
+		/* the deadline */
+		CHECK(write(sv[1], "abcdefghij", 10) == 10, "write");
+		char buf[20];
+		struct iovec iov = { buf, sizeof buf };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		crew_deadline d;
+		CHECK(crew_deadline_push(&d, crew_now() + 20 * 1000 * 1000) == 0, "deadline");
+		ssize_t rc = msg ? crew_recvmsg(sv[0], &m, MSG_WAITALL) :
+				   crew_recv(sv[0], buf, sizeof buf, MSG_WAITALL);
+		crew_deadline_pop(&d);
+		CHECK(rc == 10 && memcmp(buf, "abcdefghij", 10) == 0,
+		      "%s, deadline after 10 of 20 bytes: %zd", msg ? "recvmsg" : "recv", rc);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return NULL;
+}
+
+IO_TEST_EMUL(waitall_ended_early, 1, waitall_ended_early, NULL)
+
+/* Lengths past what one call moves: cut to it, as read(2) cuts them (the
+ * io_uring backend cut a receive's length to 32 bits: 4 GiB read as 0, an
+ * end of file). The buffer is reserved, not touched beyond its first page. */
+static void *huge_lengths(void *arg)
+{
+	(void)arg;
+	size_t span = ((size_t)1 << 32) + 4096;
+	char *buf = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			 -1, 0);
+	CHECK(buf != MAP_FAILED, "mmap: %s", strerror(errno));
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	const size_t lens[] = { (size_t)1 << 31, (size_t)1 << 32, ((size_t)1 << 32) + 3 };
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		CHECK(write(sv[1], "hello", 5) == 5, "write");
+		ssize_t rc = crew_recv(sv[0], buf, lens[i], 0);
+		CHECK(rc == 5 && memcmp(buf, "hello", 5) == 0, "recv of 5 bytes, len %zu: %zd", lens[i], rc);
+		CHECK(write(sv[1], "hello", 5) == 5, "write");
+		rc = crew_read(sv[0], buf, lens[i]);
+		CHECK(rc == 5, "read of 5 bytes, len %zu: %zd", lens[i], rc);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	munmap(buf, span);
+	return NULL;
+}
+
+IO_TEST(huge_lengths, 1, huge_lengths, NULL)
+
+/* An fd number far past the open ones: -EBADF at once (the epoll backend
+ * grew its per-fd table up to it first: gigabytes, or -ENOMEM). */
+static void *far_fds(void *arg)
+{
+	(void)arg;
+	const int fds[] = { 1 << 26, INT_MAX };
+	char buf[8];
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		ssize_t rc = crew_recv(fds[i], buf, sizeof buf, 0);
+		CHECK(rc == -EBADF, "recv(%d): %zd", fds[i], rc);
+		rc = crew_poll(fds[i], POLLIN);
+		CHECK(rc == -EBADF, "poll(%d): %zd", fds[i], rc);
+	}
+	return NULL;
+}
+
+IO_TEST_EMUL(far_fds, 1, far_fds, NULL)
+
+/* More iovecs than a call takes: -EINVAL at once (epoll read that EINVAL as
+ * "no RWF_NOWAIT here" and waited for data). */
+static void *too_many_iovecs(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	static char byte;
+	static struct iovec iov[IOV_MAX + 1];
+	for (int i = 0; i <= IOV_MAX; i++)
+		iov[i] = (struct iovec){ &byte, 1 };
+	ssize_t rc = crew_readv(sv[0], iov, IOV_MAX + 1);
+	CHECK(rc == -EINVAL, "readv of IOV_MAX + 1: %zd", rc);
+	rc = crew_writev(sv[1], iov, IOV_MAX + 1);
+	CHECK(rc == -EINVAL, "writev of IOV_MAX + 1: %zd", rc);
+	close(sv[0]);
+	close(sv[1]);
+	return NULL;
+}
+
+IO_TEST(too_many_iovecs, 1, too_many_iovecs, NULL)
+
+/*
+ * 300 receives complete at once on a ring of 8 entries (a CQ of 16), while
+ * the only other task of the worker yields in a loop and so the worker never
+ * parks: completions that overflowed the CQ into the kernel's list must
+ * still come (crew.h: a yielding worker serves its completions every 61
+ * switches). It stopped at 16 per flush before the overflow was flushed.
+ */
+#define OVERFLOW_N 300
+static int overflow_fds[OVERFLOW_N][2];
+static atomic_int overflow_done;
+
+static void *overflow_reader(void *arg)
+{
+	int *sv = arg;
+	char c;
+	if (crew_recv(sv[0], &c, 1, 0) == 1)
+		atomic_fetch_add(&overflow_done, 1);
+	return NULL;
+}
+
+static void *cq_overflow(void *arg)
+{
+	(void)arg;
+	crew_task *t[OVERFLOW_N];
+	atomic_store(&overflow_done, 0);
+	for (int i = 0; i < OVERFLOW_N; i++) {
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, overflow_fds[i]) == 0,
+		      "socketpair");
+		CHECK((t[i] = crew_spawn(overflow_reader, overflow_fds[i])), "spawn");
+	}
+	for (int i = 0; i < OVERFLOW_N; i++)
+		CHECK(crewt_wait_suspended(t[i]), "reader %d did not block", i);
+	for (int i = 0; i < OVERFLOW_N; i++) /* all at once */
+		CHECK(write(overflow_fds[i][1], "x", 1) == 1, "write");
+	/* bounded in switches, not time: each poll of the ring is one flush */
+	for (long yields = 0; atomic_load(&overflow_done) < OVERFLOW_N; yields++) {
+		CHECK(yields < 2000000, "%d of %d receives done after %ld yields",
+		      atomic_load(&overflow_done), OVERFLOW_N, yields);
+		crew_yield();
+	}
+	for (int i = 0; i < OVERFLOW_N; i++) {
+		crew_join(t[i], NULL);
+		close(overflow_fds[i][0]);
+		close(overflow_fds[i][1]);
+	}
+	return NULL;
+}
+
+Test(io_uring, cq_overflow_while_yielding, .timeout = CREWT_TIMEOUT(60))
+{
+	crewt_run_backend_ring(BE_URING, 1, 8, cq_overflow, NULL);
+}
+
+Test(epoll, cq_overflow_while_yielding, .timeout = CREWT_TIMEOUT(60))
+{
+	crewt_run_backend_ring(BE_EPOLL, 1, 8, cq_overflow, NULL);
+}
