@@ -472,8 +472,13 @@ typedef struct crew_frame {
  * task. It sees the forking task's cancellation as the forking task itself
  * would: once the forking task is cancelled (before or while `fn` runs),
  * every suspending call in `fn` returns -ECANCELED (a wait in progress ends
- * at once), as when crew_sync runs `fn` inline.
- * An `fn` run by crew_sync runs as the syncing task, on its stack.
+ * at once), as when crew_sync runs `fn` inline. Deadline scopes are not
+ * passed on: a stolen `fn` starts with none (the forking task's scope may be
+ * left before the sync), while an `fn` run inline is inside the syncing
+ * task's; an `fn` that needs a deadline either way sets its own scope.
+ * An `fn` run by crew_sync runs as the syncing task, on its stack (or, when
+ * less than a quarter of the stack is free, as a task on a fiber of its own,
+ * which sees the cancellation as a stolen `fn` does).
  * Rules: every crew_fork is matched by one crew_sync of the same frame, in
  * the same task, in reverse order of the forks (the last forked is synced
  * first), and all before the task returns. Builds with CREW_DEBUG check it

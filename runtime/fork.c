@@ -62,8 +62,13 @@ static void fork_kid_add(crew__frame *f, crew_task *kid)
 {
 	crew__fq *q = f->q;
 	f->kid = kid;
-	if (!q || !f->task)
-		return; /* not from a deque (no memory, full): runs unlinked */
+	if (!q) {
+		/* no deque to link it on (none could be had: no memory): a cancel
+		 * of the forker made before now reaches it, a later one not */
+		if (crew__load_32(&f->task->state) & CREW_T_CANCELLED)
+			crew__task_set_cancelled(kid);
+		return;
+	}
 	crew__spin_lock(&q->stolen_lock);
 	f->kid_next = q->stolen;
 	/* relaxed: a canceller's unlocked look is a hint (then the fence) */
@@ -83,7 +88,7 @@ static void fork_kid_add(crew__frame *f, crew_task *kid)
 static void fork_kid_remove(crew__frame *f)
 {
 	crew__fq *q = f->q;
-	if (!q || !f->task)
+	if (!q)
 		return;
 	crew__spin_lock(&q->stolen_lock);
 	crew__frame **pp = &q->stolen;
@@ -109,15 +114,35 @@ static crew__fq *fork_deque_of(crew_task *p)
 /*
  * t was just cancelled (crew_cancel set CANCELLED): cancel the kids of the
  * frames it forked, and theirs. Iterative (a chain of stolen frames can be
- * as long as bpc's producer chain) with a bounded list of kids still to walk,
- * each held by a reference; a kid that finds the list full is left for
- * another pass from t (its CANCELLED not set yet), and every pass cancels at
- * least one more kid, so it ends. No allocation.
+ * as long as bpc's producer chain) with a list of kids still to walk, each
+ * held by a reference: 64 on the stack, then grown on the heap. When the
+ * list is full, the walk of p's frames starts over once it has grown (the
+ * kids cancelled already are not taken again: crew__task_set_cancelled says
+ * no). Without memory to grow it, p's remaining kids are left for another
+ * pass from t, which reaches only kids not cancelled yet: below t's own,
+ * a kid whose walk stopped keeps those of its kids that were not reached
+ * (so it allocates rather than stop; a task forking 64 stolen frames that
+ * each have stolen frames of their own was enough to get there).
  */
 #define KIDS_WALK 64
+
+/* The list of kids to walk, twice as long (the first one on the stack). */
+static crew_task **kids_grow(crew_task **todo, crew_task **local, size_t *cap)
+{
+	crew_task **bigger = malloc(2 * *cap * sizeof(*bigger));
+	if (!bigger)
+		return NULL;
+	memcpy(bigger, todo, *cap * sizeof(*bigger));
+	if (todo != local)
+		free(todo);
+	*cap *= 2;
+	return bigger;
+}
+
 void crew__fork_cancel_kids(crew_task *t)
 {
-	crew_task *todo[KIDS_WALK];
+	crew_task *local[KIDS_WALK], **todo = local;
+	size_t cap = KIDS_WALK;
 	bool again;
 	/* full barrier: our CANCELLED before the deque reads (see Overview) */
 	crew__fence();
@@ -127,13 +152,14 @@ void crew__fork_cancel_kids(crew_task *t)
 		crew_task *p = t;
 		for (;;) {
 			crew__fq *q = fork_deque_of(p);
+			bool full = false;
 			if (q && crew__load_ptr(&q->stolen)) {
 				crew__spin_lock(&q->stolen_lock);
 				for (crew__frame *f = q->stolen; f; f = f->kid_next) {
 					if (f->task != p)
 						continue;
-					if (n == KIDS_WALK) {
-						again = true;
+					if (n == cap) {
+						full = true;
 						break;
 					}
 					crew_task *k = f->kid;
@@ -145,6 +171,14 @@ void crew__fork_cancel_kids(crew_task *t)
 				}
 				crew__spin_unlock(&q->stolen_lock);
 			}
+			if (full) {
+				crew_task **bigger = kids_grow(todo, local, &cap);
+				if (bigger) {
+					todo = bigger;
+					continue; /* p's frames again, from the start */
+				}
+				again = true;
+			}
 			if (p != t)
 				crew__task_unref(p);
 			if (!n)
@@ -153,6 +187,8 @@ void crew__fork_cancel_kids(crew_task *t)
 			crew__task_wake(p); /* a suspended kid returns -ECANCELED */
 		}
 	} while (again);
+	if (todo != local)
+		free(todo);
 }
 
 /* ---- the owner ---- */
@@ -324,6 +360,14 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
 	crew_task *t = crew__task_alloc(w);
 	if (!t)
 		return f->fn(f->arg);
+	if (!f->q) {
+		/* never pushed (the deque was full, or none could be had): the
+		 * kid goes on this fiber's deque's stolen list all the same, so
+		 * that a cancel of ours reaches it (fork_kid_add). Nobody reads
+		 * f->q to pop f any more. */
+		f->q = crew__frames_of_current(w);
+		f->task = w->current;
+	}
 	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
 	crew__task_init_frame(w, t, frame_run, f);
 	fork_kid_add(f, t); /* it runs fn for the forking task: its kid */

@@ -348,6 +348,151 @@ Test(fork, frame_of_a_cancelled_task_starts_cancelled, .timeout = CREWT_TIMEOUT(
 	}
 }
 
+/*
+ * A frame past the deque's capacity (kept for crew_sync to run) that is
+ * synced while the stack is low runs as a task on a fiber of its own: it
+ * still sees the forker's cancellation (it ran unlinked and slept through
+ * it). 1 worker, 64 KiB stacks: the frames are static, and the sync comes
+ * from 52 KiB down.
+ */
+static crew_frame overflow_frames[CREW__FQ_CAP + 1];
+
+static __attribute__((noinline)) void *sync_deep(int levels)
+{
+	volatile char pad[4096];
+	memset((char *)pad, levels, sizeof pad);
+	if (levels > 0)
+		return sync_deep(levels - 1);
+	return crew_sync(&overflow_frames[CREW__FQ_CAP]);
+}
+
+static void *sleep_long(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)crew_sleep(30 * CREWT_SEC);
+}
+
+static void *overflow_low_stack(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < CREW__FQ_CAP; i++)
+		crew_fork(&overflow_frames[i], noop, NULL);
+	crew_fork(&overflow_frames[CREW__FQ_CAP], sleep_long, NULL); /* the deque is full */
+	crew_cancel(crew_self());
+	void *rc = sync_deep(13);
+	for (int i = (int)CREW__FQ_CAP - 1; i >= 0; i--)
+		crew_sync(&overflow_frames[i]);
+	return rc;
+}
+
+Test(fork, overflowed_frame_on_a_low_stack_sees_the_cancel, .timeout = CREWT_TIMEOUT(60))
+{
+	void *res = NULL;
+	cr_assert_eq(crewt_run_stack(1, 64 * 1024, overflow_low_stack, NULL, &res), 0);
+	cr_expect_eq((intptr_t)res, -ECANCELED, "the frame's sleep: %ld", (long)(intptr_t)res);
+}
+
+/*
+ * A cancel reaches every frame of a wide tree: a forker with more stolen
+ * frames than the cancel's walk keeps on its list of kids to visit (64),
+ * each with stolen frames of its own. When the list filled while the walk
+ * visited a kid, that kid's remaining frames were never cancelled and slept
+ * on. The forker forks its kids one at a time and waits until each kid's
+ * own frames have all started (each kid answers thieves by forking until
+ * then); 16 workers, whatever the CPUs, so that there are thieves.
+ */
+#define WIDE_KIDS 66
+#define WIDE_SUB 4
+#define WIDE_ROUNDS 400000 /* a bound on each wait for thieves (forks) */
+typedef struct wide {
+	crew_task *top;
+	atomic_int kids_ready, sleeps, cancelled, stolen;
+} wide;
+static wide wide_tree;
+
+static void wide_sleep(void)
+{
+	int rc = crew_sleep(30 * CREWT_SEC);
+	atomic_fetch_add(&wide_tree.sleeps, 1);
+	if (rc == -ECANCELED)
+		atomic_fetch_add(&wide_tree.cancelled, 1);
+}
+
+/* Answer thieves (a fork answers a standing request) until *n >= want. */
+static void wide_answer_until(atomic_int *n, int want)
+{
+	for (long round = 0; atomic_load(n) < want && round < WIDE_ROUNDS; round++) {
+		crew_frame g;
+		crew_fork(&g, noop, NULL);
+		crew_sync(&g);
+		if (round % 64 == 63)
+			crew_yield(); /* the CPUs are fewer than the workers */
+	}
+}
+
+static void *wide_grandkid(void *arg)
+{
+	atomic_fetch_add(&wide_tree.stolen, 1);
+	atomic_fetch_add((atomic_int *)arg, 1);
+	wide_sleep();
+	return NULL;
+}
+
+static void *wide_kid(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&wide_tree.stolen, crew_self() != wide_tree.top);
+	atomic_int started = 0;
+	crew_frame f[WIDE_SUB];
+	for (int i = 0; i < WIDE_SUB; i++)
+		crew_fork(&f[i], wide_grandkid, &started);
+	wide_answer_until(&started, WIDE_SUB);
+	atomic_fetch_add(&wide_tree.kids_ready, 1);
+	wide_sleep();
+	for (int i = WIDE_SUB - 1; i >= 0; i--)
+		crew_sync(&f[i]);
+	return NULL;
+}
+
+static void *wide_top(void *arg)
+{
+	(void)arg;
+	crew_frame f[WIDE_KIDS];
+	for (int i = 0; i < WIDE_KIDS; i++) {
+		crew_fork(&f[i], wide_kid, NULL);
+		wide_answer_until(&wide_tree.kids_ready, i + 1);
+	}
+	wide_sleep();
+	for (int i = WIDE_KIDS - 1; i >= 0; i--)
+		crew_sync(&f[i]);
+	return NULL;
+}
+
+static void *wide_main(void *arg)
+{
+	(void)arg;
+	wide_tree.top = crew_spawn(wide_top, NULL);
+	if (!wide_tree.top)
+		return (void *)(intptr_t)-1;
+	/* the whole tree asleep, or as much of it as got going (bounded) */
+	for (int i = 0; i < 5000 && atomic_load(&wide_tree.stolen) < WIDE_KIDS * (1 + WIDE_SUB); i++)
+		crew_sleep(CREWT_MS);
+	crew_sleep(10 * CREWT_MS); /* the last ones are asleep by now, most likely */
+	crew_cancel(wide_tree.top);
+	return (void *)(intptr_t)crew_join(wide_tree.top, NULL);
+}
+
+Test(fork, cancel_reaches_a_wide_tree_of_stolen_frames, .timeout = CREWT_TIMEOUT(120))
+{
+	void *res = NULL;
+	cr_assert_eq(crewt_run(16, wide_main, NULL, &res), 0);
+	cr_expect_eq((intptr_t)res, -ECANCELED);
+	int sleeps = atomic_load(&wide_tree.sleeps), cancelled = atomic_load(&wide_tree.cancelled);
+	cr_expect_eq(sleeps, 1 + WIDE_KIDS * (1 + WIDE_SUB), "%d sleeps", sleeps);
+	cr_expect_eq(cancelled, sleeps, "%d of %d sleeps cancelled (%d frames stolen)", cancelled, sleeps,
+		     atomic_load(&wide_tree.stolen));
+}
+
 /* ---- the inline fast path's edges ---- */
 
 /* Frames in heap memory (not on the forking fiber's stack) and a fork loop
