@@ -40,8 +40,9 @@
 
 uint64_t crew_now(void);
 
-/* crew__io_op.be_flags; EP_FD2: parked on op->fd2 (splice, sendfile) */
-enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8, EP_FD2 = 16 };
+/* crew__io_op.be_flags; EP_FD2: parked on op->fd2 (splice, sendfile); EP_PRI:
+ * a crew_poll for POLLPRI (TCP urgent data wakes EPOLLPRI, not EPOLLIN) */
+enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8, EP_FD2 = 16, EP_PRI = 32 };
 
 typedef struct ep_fd {
 	crew__io_op *head; /* ops parked on this fd, FIFO */
@@ -288,7 +289,8 @@ static int ep_arm(crew__epoll *e, int fd, ep_fd *s)
 {
 	uint32_t want = 0;
 	for (crew__io_op *p = s->head; p; p = p->next)
-		want |= (p->be_flags & EP_IN ? EPOLLIN : 0) | (p->be_flags & EP_OUT ? EPOLLOUT : 0);
+		want |= (p->be_flags & EP_IN ? EPOLLIN : 0) | (p->be_flags & EP_OUT ? EPOLLOUT : 0) |
+			(p->be_flags & EP_PRI ? EPOLLPRI : 0);
 	if (!want)
 		return 0;
 	struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd };
@@ -309,8 +311,9 @@ static int ep_arm(crew__epoll *e, int fd, ep_fd *s)
 static int ep_park(crew__epoll *e, crew__io_op *op, int res)
 {
 	if (op->kind == CREW_IO_POLL) /* whatever the caller asked for */
-		op->be_flags |= (op->flags & POLLIN ? EP_IN : 0) | (op->flags & POLLOUT ? EP_OUT : 0);
-	if (!(op->be_flags & (EP_IN | EP_OUT)))
+		op->be_flags |= (op->flags & POLLIN ? EP_IN : 0) | (op->flags & POLLOUT ? EP_OUT : 0) |
+				(op->flags & POLLPRI ? EP_PRI : 0);
+	if (!(op->be_flags & (EP_IN | EP_OUT | EP_PRI)))
 		ep_set_wait(op, res);
 	int fd = ep_op_fd(op);
 	/* past the table: an fd that is not open must not grow it (zeroed
@@ -392,6 +395,7 @@ static void ep_dispatch(crew__epoll *e, int fd, uint32_t events)
 	while (*pp) {
 		crew__io_op *op = *pp;
 		bool want = all || ((op->be_flags & EP_IN) && (events & EPOLLIN)) ||
+			    ((op->be_flags & EP_PRI) && (events & EPOLLPRI)) ||
 			    ((op->be_flags & EP_OUT) && (events & EPOLLOUT));
 		int res = want ? ep_try(e, op, true) : CREW_IO_WAIT_IN;
 		if (crew__io_waiting(res)) {

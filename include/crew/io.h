@@ -192,8 +192,11 @@ CREW_API ssize_t crew_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_ou
 CREW_API ssize_t crew_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
 /**
  * crew_poll - wait until `fd` (any pollable fd, e.g. one another library
- * owns) is ready for `events` (POLLIN, POLLOUT...): returns the revents mask
- * (> 0), or a negative errno (-EBADF...).
+ * owns) is ready for `events` (POLLIN, POLLOUT, POLLPRI...): returns the
+ * revents mask (> 0), or a negative errno (-EBADF...). TCP urgent data
+ * arriving during the wait does not wake an io_uring poll for POLLPRI alone
+ * (the kernel's, here up to 6.18; poll(2) and epoll see it): ask for
+ * POLLIN | POLLPRI on io_uring.
  */
 CREW_API int crew_poll(int fd, short events);
 
