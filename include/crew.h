@@ -390,8 +390,10 @@ CREW_API unsigned crew_workers(void);
  * calls beyond it queue in order. Pool threads block every signal.
  * Cancellation does not interrupt `fn` (C cannot): a task cancelled while
  * `fn` runs still waits for it, and the call then returns -ECANCELED with
- * the result stored. A task cancelled before the call gets -ECANCELED at
- * once, and `fn` does not run.
+ * the result stored. A task cancelled before the call, or while its call
+ * still waits for a pool thread, gets -ECANCELED at once, and `fn` does not
+ * run. Deadline scopes do not end the call (it is not one of the waits
+ * they bound): put the deadline inside `fn`.
  * `result` (may be NULL) receives fn's return value.
  * Returns 0; -ECANCELED (see above: check whether *result was stored by
  * comparing with a sentinel you set before); -EINVAL when `fn` is NULL;

@@ -9,10 +9,13 @@
  *   frame and link through a FIFO under the pool's mutex; no allocation per
  *   call.
  *
- *   A pool thread pops a job, runs fn(arg), stores the result, then `done`
- *   (release) and wakes the task. The task waits for `done` whatever
- *   happens (cancellation does not interrupt fn: the call returns
- *   -ECANCELED after fn finished, with the result stored), so the job's
+ *   A pool thread pops a job (marking it started, under the mutex), runs
+ *   fn(arg), stores the result, then `done` (release) and wakes the task.
+ *   A task cancelled while its job still waits in the FIFO takes it out
+ *   (under the mutex) and returns -ECANCELED: fn never runs. Once started,
+ *   the task waits for `done` whatever happens (cancellation does not
+ *   interrupt fn: the call returns -ECANCELED after fn finished, with the
+ *   result stored), so the job's
  *   frame outlives every access by the pool thread except the wake, which
  *   touches only task memory; crew_run joins the pool threads before it
  *   frees that (crew__offload_stop), and a task that waits keeps the run
@@ -36,6 +39,7 @@ struct crew__offload_job {
 	void *arg;
 	void *result;
 	crew_task *task;
+	bool started;  /* under the pool's lock: a pool thread took it */
 	uint32_t done; /* atomic: the result is stored */
 };
 
@@ -74,6 +78,7 @@ static void *offload_thread(void *arg)
 		p->head = j->next;
 		if (!p->head)
 			p->tail = NULL;
+		j->started = true;
 		pthread_mutex_unlock(&p->lock);
 		void *r = j->fn(j->arg);
 		crew_task *t = j->task;
@@ -111,6 +116,25 @@ static int offload_start_thread(crew__runtime *rt)
 	return 0;
 }
 
+/* Take job out of the FIFO unless a pool thread took it already. */
+static bool offload_withdraw(crew__offload_pool *p, crew__offload_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	bool queued = !job->started;
+	if (queued) {
+		crew__offload_job **pp = &p->head, *prev = NULL;
+		while (*pp != job) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		*pp = job->next;
+		if (p->tail == job)
+			p->tail = prev;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return queued;
+}
+
 int crew_offload(crew_fn fn, void *arg, void **result)
 {
 	if (!fn)
@@ -143,9 +167,13 @@ int crew_offload(crew_fn fn, void *arg, void **result)
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	/* Not a cancellation point while fn runs: wait for it whatever happens
-	 * (its frame is this one). Acquire pairs with the pool's release. */
-	while (!crew__load_acquire_32(&job.done))
+	 * (its frame is this one). Acquire pairs with the pool's release. A
+	 * cancel wakes us: while the job still waits in the FIFO, it goes. */
+	while (!crew__load_acquire_32(&job.done)) {
+		if (crew__task_cancelled(self) && offload_withdraw(p, &job))
+			return -ECANCELED; /* fn did not run */
 		crew__task_suspend(self);
+	}
 	if (result)
 		*result = job.result;
 	return crew__task_cancelled(self) ? -ECANCELED : 0;

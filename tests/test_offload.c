@@ -190,6 +190,56 @@ Test(offload, pool_is_bounded, .timeout = CREWT_TIMEOUT(60))
 	cr_expect_geq(atomic_load(&c.max_running), 1);
 }
 
+/* ---- a cancelled call that still waits in the queue: fn never runs ---- */
+
+typedef struct queued_case {
+	blocker b;         /* the job that holds the only pool thread */
+	atomic_int ran;    /* the queued job's fn ran */
+	int rc;            /* the queued call's result */
+} queued_case;
+
+static void *mark_ran(void *p)
+{
+	atomic_store((atomic_int *)p, 1);
+	return NULL;
+}
+
+static void *queued_offloader(void *p)
+{
+	queued_case *q = p;
+	q->rc = crew_offload(mark_ran, &q->ran, NULL);
+	return NULL;
+}
+
+static void *queued_main(void *p)
+{
+	queued_case *q = p;
+	crew_task *a = crew_spawn(offloader, &q->b);
+	while (!atomic_load(&q->b.started)) /* the pool's one thread is busy */
+		crew_sleep(CREWT_MS);
+	crew_task *t = crew_spawn(queued_offloader, q);
+	if (!a || !t || !crewt_wait_suspended(t))
+		return (void *)1;
+	crew_cancel(t);
+	crew_join(t, NULL); /* returns while the pool thread still blocks */
+	atomic_store(&q->b.release, 1);
+	crew_join(a, NULL);
+	return NULL;
+}
+
+Test(offload, cancel_while_queued_skips_fn, .timeout = CREWT_TIMEOUT(30))
+{
+	setenv("CREW_OFFLOAD_THREADS", "1", 1);
+	queued_case q = { 0 };
+	void *res = (void *)-1;
+	int rc = crewt_run(2, queued_main, &q, &res);
+	unsetenv("CREW_OFFLOAD_THREADS");
+	cr_assert_eq(rc, 0);
+	cr_assert_null(res);
+	cr_expect_eq(q.rc, -ECANCELED);
+	cr_expect_eq(atomic_load(&q.ran), 0, "fn ran after its call was cancelled in the queue");
+}
+
 /* ---- misuse ---- */
 
 static void *nothing(void *p)
