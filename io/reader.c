@@ -108,3 +108,11 @@ size_t crew_reader_buffered(const crew_reader *r)
 {
 	return r ? r->end - r->start : 0;
 }
+
+size_t crew_reader_peek(const crew_reader *r, const char **data)
+{
+	if (!r || !data)
+		return 0;
+	*data = r->buf + r->start;
+	return r->end - r->start;
+}

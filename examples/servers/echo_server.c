@@ -1,6 +1,7 @@
 /*
  * echo-server - a TCP echo server on crew: a task per connection echoes
- * what it reads. Options and the graceful stop: server.h.
+ * what it reads; a client that does not read what comes back within 10 s is
+ * disconnected. Options and the graceful stop: server.h.
  *
  *   echo-server [--host H] [--port P] [--workers N] [--help]
  */
@@ -13,7 +14,7 @@ static void echo(int fd)
 	char buf[16384];
 	ssize_t n;
 	while ((n = crew_recv(fd, buf, sizeof buf, 0)) > 0)
-		if (crew_send_all(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+		if (server_send_all(fd, buf, (size_t)n) < 0)
 			break;
 }
 

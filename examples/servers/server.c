@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #define MAX_FDS 65536
+#define STOP_GRACE_NS (10 * 1000000000ull)
 
 static struct {
 	const server_def *def;
@@ -24,6 +25,15 @@ static struct {
 	atomic_bool stopping;
 	crew_future *all_closed;   /* set by the last connection after the stop */
 } srv;
+
+ssize_t server_send_all(int fd, const void *buf, size_t len)
+{
+	crew_deadline d;
+	crew_deadline_push(&d, crew_now() + SERVER_SEND_NS);
+	ssize_t n = crew_send_all(fd, buf, len, MSG_NOSIGNAL);
+	crew_deadline_pop(&d);
+	return n;
+}
 
 static void *connection(void *arg)
 {
@@ -75,6 +85,26 @@ static void stop_signals(sigset_t *set)
 	sigaddset(set, SIGTERM);
 }
 
+/* Shut every open connection down in both directions: its reads see end of
+ * file, its sends fail (EPIPE). */
+static void shut_all(int how)
+{
+	for (int fd = 0; fd < MAX_FDS; fd++)
+		if (atomic_load(&srv.open[fd]))
+			shutdown(fd, how);
+}
+
+/* A second SIGINT/SIGTERM during the stop: do not wait for the grace. */
+static void *second_signal(void *arg)
+{
+	sigset_t *stop = arg;
+	if (crew_signal_wait(stop) > 0) {
+		fprintf(stderr, "%s: second signal, closing every connection\n", srv.def->name);
+		shut_all(SHUT_RDWR);
+	}
+	return NULL;
+}
+
 static void *main_task(void *arg)
 {
 	(void)arg;
@@ -103,12 +133,26 @@ static void *main_task(void *arg)
 	crew_join(srv.acceptor, NULL);
 	crew_close(srv.lfd);
 	/* 2. every connection finishes what it read, then sees end of file */
-	for (int fd = 0; fd < MAX_FDS; fd++)
-		if (atomic_load(&srv.open[fd]))
-			shutdown(fd, SHUT_RD);
-	/* 3. wait until all are closed */
-	if (atomic_load(&srv.live) > 0)
-		crew_future_await(srv.all_closed, NULL);
+	shut_all(SHUT_RD);
+	/* 3. wait until all are closed: within the grace, or until a second
+	 * signal; then whatever is left is shut down both ways */
+	crew_task *again = crew_spawn(second_signal, &stop);
+	if (atomic_load(&srv.live) > 0) {
+		crew_deadline grace;
+		crew_deadline_push(&grace, crew_now() + STOP_GRACE_NS);
+		int rc = crew_future_await(srv.all_closed, NULL);
+		crew_deadline_pop(&grace);
+		if (rc == -ETIMEDOUT) {
+			fprintf(stderr, "%s: connections still open after 10 s, closing them\n",
+				srv.def->name);
+			shut_all(SHUT_RDWR);
+			crew_future_await(srv.all_closed, NULL);
+		}
+	}
+	if (again) {
+		crew_cancel(again);
+		crew_join(again, NULL);
+	}
 	crew_future_release(srv.all_closed);
 	return NULL;
 }
@@ -139,8 +183,9 @@ int server_main(const server_def *def, int argc, char **argv)
 		} else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
 			srv.host = argv[++i];
 		} else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-			unsigned long v = strtoul(argv[++i], &end, 10);
-			if (*end || v > 65535)
+			const char *text = argv[++i];
+			unsigned long v = strtoul(text, &end, 10);
+			if (!*text || *end || v > 65535)
 				goto bad;
 			srv.port = (unsigned)v;
 		} else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {

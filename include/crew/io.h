@@ -274,6 +274,14 @@ CREW_API ssize_t crew_reader_read_until(crew_reader *r, int delim, char **out);
 CREW_API ssize_t crew_reader_read(crew_reader *r, void *dst, size_t len);
 /** crew_reader_buffered - bytes read from the fd but not yet returned. */
 CREW_API size_t crew_reader_buffered(const crew_reader *r);
+/**
+ * crew_reader_peek - those bytes, not consumed: *data points at them (valid
+ * until the next call on `r`); returns their count (0, *data untouched, for
+ * NULL arguments). Lets a protocol see whether a whole frame is already
+ * there before it decides to wait for more (an HTTP server flushes its
+ * pipelined responses unless the next request is complete). Any context.
+ */
+CREW_API size_t crew_reader_peek(const crew_reader *r, const char **data);
 
 /**
  * crew_backend_name - "io_uring" or "epoll": the I/O backend of the running
