@@ -86,6 +86,9 @@ static inline void crew__stat_add(uint64_t *c, uint64_t d)
 
 #define CREW_RECV_HINTS 64 /* power of two */
 
+/* Timers expired per batch (crew__worker.expired, allocated with the worker). */
+#define CREW_EXPIRE_BATCH 256
+
 struct crew__worker {
 	/* shared part: read or written by other threads */
 	crew__deque deque;
@@ -128,9 +131,8 @@ struct crew__worker {
 	bool saw_shutdown;
 	crew_task *yield_head, *yield_tail; /* tasks that yielded, FIFO; still RUNNING */
 	crew__timer_set timers;
-	crew__timer_due *expired; /* scratch for timers that came due */
+	crew__timer_due *expired; /* scratch for timers that came due: CREW_EXPIRE_BATCH */
 	crew_task **overflow;    /* scratch: half a deque moving to the inject queue */
-	size_t expired_cap;
 	crew__reactor reactor;
 	int recv_full[CREW_RECV_HINTS]; /* fd + 1 whose last receive here filled its buffer (io.c) */
 	/* pools */

@@ -309,11 +309,19 @@ CREW_COLD static int run_worker_init(crew__runtime *rt, crew__worker *w, unsigne
 	int rc = crew__deque_init(&w->deque);
 	if (rc == 0 && !(w->overflow = malloc(sizeof(crew_task *) * (CREW_DEQUE_CAP / 2))))
 		rc = -ENOMEM;
+	/* up front, as the overflow scratch: made on the first expiry, a
+	 * failed malloc left a sleeping task's timer unexpirable (the worker
+	 * spun on a deadline in the past) */
+	if (rc == 0 && !(w->expired = malloc(sizeof(*w->expired) * CREW_EXPIRE_BATCH)))
+		rc = -ENOMEM;
 	if (rc == 0)
 		rc = run_reactor_init(rt, w);
 	if (rc) {
 		crew__deque_fini(&w->deque);
 		free(w->overflow);
+		free(w->expired);
+		w->overflow = NULL;
+		w->expired = NULL;
 		close(w->wake_fd);
 	}
 	return rc;

@@ -120,14 +120,7 @@ static unsigned worker_expire_timers(crew__worker *w, crew__timer_set *set, uint
 	crew_task *head = NULL, *tail = NULL;
 	unsigned queued = 0;
 	for (;;) {
-		if (w->expired_cap == 0) {
-			crew__timer_due *e = malloc(256 * sizeof(*e));
-			if (!e)
-				break; /* the timers stay in the set: expired on a later poll */
-			w->expired = e;
-			w->expired_cap = 256;
-		}
-		size_t n = crew__timer_expire(set, now, w->expired, w->expired_cap);
+		size_t n = crew__timer_expire(set, now, w->expired, CREW_EXPIRE_BATCH);
 		for (size_t i = 0; i < n; i++) {
 			crew_task *t = w->expired[i].task;
 			/* shutdown: wake without firing, the wait sees the flag;
@@ -145,7 +138,7 @@ static unsigned worker_expire_timers(crew__worker *w, crew__timer_set *set, uint
 			tail = t;
 			queued++;
 		}
-		if (n < w->expired_cap)
+		if (n < CREW_EXPIRE_BATCH)
 			break;
 	}
 	if (head) {

@@ -7,6 +7,10 @@
 #include "internal.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,4 +271,63 @@ Test(timer, behind_worker_keeps_deadline_order, .timeout = CREWT_TIMEOUT(60))
 	             inversions, first, first < 0 ? 0 : b->order[first],
 	             first < 0 ? 0 : b->order[first + 1]);
 	free(b);
+}
+
+/*
+ * A sleep armed while malloc fails (the address space used up): its timer
+ * still expires. The worker's scratch for due timers used to be allocated
+ * at its first expiry; with malloc failing then, the timer stayed in the set
+ * for ever and the worker spun on its past deadline. In a child: RLIMIT_AS
+ * set to what is mapped, then every block malloc still gives is held across
+ * the sleep. (Not under the sanitizers: their shadow memory needs the
+ * address space, and their allocator reports instead of failing.)
+ */
+static void *sleep_without_memory(void *arg)
+{
+	(void)arg;
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long vm_kib = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmSize:", 7))
+			vm_kib = atol(line + 7);
+	if (f)
+		fclose(f);
+	struct rlimit r = { (rlim_t)vm_kib * 1024, RLIM_INFINITY };
+	if (vm_kib <= 0 || setrlimit(RLIMIT_AS, &r) != 0)
+		return (void *)1;
+	void **held = NULL;
+	for (size_t size = 1 << 20; size >= 16; size /= 2)
+		for (void **p; (p = malloc(size));) {
+			*p = held;
+			held = p;
+		}
+	int rc = crew_sleep(CREWT_MS);
+	while (held) {
+		void **next = *held;
+		free(held);
+		held = next;
+	}
+	printf("sleep %d\n", rc);
+	return NULL;
+}
+
+static void sleep_without_memory_child(void *arg)
+{
+	(void)arg;
+	void *res = (void *)1;
+	int rc = crewt_run(1, sleep_without_memory, NULL, &res);
+	fflush(stdout);
+	_exit(rc == 0 && res == NULL ? 0 : 1);
+}
+
+Test(timer, sleep_expires_while_malloc_fails, .timeout = CREWT_TIMEOUT(60))
+{
+	if (CREWT_SANITIZER)
+		return;
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(sleep_without_memory_child, NULL, 20 * CREWT_SEC, &p), 0);
+	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0 && strstr(p.out, "sleep 0"),
+		  "child: %s; out: %s; err: %s", crewt_status_str(p.status), p.out, p.err);
+	crewt_proc_free(&p);
 }
