@@ -137,6 +137,12 @@ struct crew__worker {
 	int recv_full[CREW_RECV_HINTS]; /* fd + 1 whose last receive here filled its buffer (io.c) */
 	/* pools */
 	crew_task *task_free;
+#if defined(CREW_DEBUG)
+	/* task_free is a FIFO here, reused only past CREW_TASK_QUARANTINE
+	 * slots: a stale handle then finds a freed task, not another live one */
+	crew_task *task_free_tail;
+	unsigned task_free_n;
+#endif
 	crew__task_slab *task_slabs;
 	crew__stack *stack_free;
 	unsigned stack_free_count;

@@ -93,8 +93,21 @@ static void task_check_handle(crew_task *t, const char *fn)
 	}
 	crew__die("%s: handle of task '%s' used after it was joined or detached", fn, t->name);
 }
+
+/* A handle passed to crew_cancel/crew_task_name: live and not consumed (a
+ * consumed one may name another task by now: its slot is reused), unless it
+ * is the calling task's own (crew_self() of a detached task is alive). */
+static void task_check_unconsumed(const crew_task *t, const char *fn)
+{
+	crew__worker *w = crew__worker_current();
+	if (w && w->current == t)
+		return;
+	if (t->magic != CREW_TASK_MAGIC_LIVE || (crew__load_32(&t->state) & CREW_T_CONSUMED))
+		crew__die("%s(%p): handle used after it was joined or detached", fn, (const void *)t);
+}
 #else
 #define task_check_handle(t, fn) ((void)0)
+#define task_check_unconsumed(t, fn) ((void)0)
 #endif
 
 /* ---- memory ---- */
@@ -143,11 +156,21 @@ void crew__task_wake_all(crew__runtime *rt)
 	pthread_mutex_unlock(&rt->ext_lock);
 }
 
+#if defined(CREW_DEBUG)
+#define CREW_TASK_QUARANTINE 4096 /* freed slots a worker holds before reusing one */
+#endif
+
 crew_task *crew__task_alloc(crew__worker *w)
 {
 	crew_task *t;
 	if (w) {
 		t = w->task_free;
+#if defined(CREW_DEBUG)
+		if (w->task_free_n <= CREW_TASK_QUARANTINE)
+			t = NULL;
+		else if (!--w->task_free_n)
+			w->task_free_tail = NULL;
+#endif
 		if (CREW_LIKELY(t))
 			w->task_free = t->next;
 		else
@@ -170,8 +193,18 @@ static void task_free(crew_task *t)
 	t->magic = CREW_TASK_MAGIC_FREE; /* state stays DONE: stale wakes do nothing */
 	crew__worker *w = crew__worker_current();
 	if (w) {
+#if defined(CREW_DEBUG)
+		t->next = NULL; /* to the tail: reused last (CREW_TASK_QUARANTINE) */
+		if (w->task_free_tail)
+			w->task_free_tail->next = t;
+		else
+			w->task_free = t;
+		w->task_free_tail = t;
+		w->task_free_n++;
+#else
 		t->next = w->task_free;
 		w->task_free = t;
+#endif
 		return;
 	}
 	crew__runtime *rt = crew__rt;
@@ -446,7 +479,10 @@ crew_task *crew_self(void)
 
 const char *crew_task_name(const crew_task *t)
 {
-	return t ? t->name : NULL;
+	if (!t)
+		return NULL;
+	task_check_unconsumed(t, "crew_task_name");
+	return t->name;
 }
 
 /* Run a not-yet-started child on the joiner's own fiber (fork-join fast path). */
@@ -553,6 +589,7 @@ int crew_cancel(crew_task *t)
 	if (CREW_UNLIKELY(ext) && !crew__ext_enter())
 		return -EPERM;
 	int rc = 0;
+	task_check_unconsumed(t, "crew_cancel");
 	if (crew__task_set_cancelled(t)) {
 		/* a suspended task returns -ECANCELED from its wait */
 		crew__task_wake(t);

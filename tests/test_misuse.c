@@ -264,4 +264,49 @@ Test(misuse, join_after_consumed_aborts, .timeout = CREWT_TIMEOUT(30))
 	cr_expect_str_not_empty(p.err, "no message on stderr");
 	crewt_proc_free(&p);
 }
+
+/* crew_cancel of a joined handle whose slot a new task took: it cancelled
+ * that task silently; now it aborts with a message. Its own handle, even
+ * detached, a task may still cancel. */
+static void *sleep_a_little(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)crew_sleep(CREWT_MS);
+}
+
+static void *self_cancel(void *arg)
+{
+	(void)arg;
+	crew_cancel(crew_self());
+	return (void *)crew_task_name(crew_self());
+}
+
+static void *cancel_stale_main(void *arg)
+{
+	(void)arg;
+	crew_detach(crew_spawn(self_cancel, NULL)); /* allowed: its own handle */
+	crew_task *a = crew_spawn(nothing, NULL);
+	crew_join(a, NULL);
+	crew_task *b = crew_spawn(sleep_a_little, NULL); /* may reuse a's slot */
+	crew_cancel(a); /* consumed: must abort with a message */
+	crew_join(b, NULL);
+	return NULL;
+}
+
+static void cancel_stale_child(void *arg)
+{
+	(void)arg;
+	crewt_run(1, cancel_stale_main, NULL, NULL);
+	_exit(3);
+}
+
+Test(misuse, cancel_after_consumed_aborts, .timeout = CREWT_TIMEOUT(30))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(cancel_stale_child, NULL, 20 * CREWT_SEC, &p), 0);
+	cr_expect(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT && strstr(p.err, "crew_cancel"),
+	          "cancel of a consumed handle: child %s; stderr:\n%s", crewt_status_str(p.status),
+	          p.err);
+	crewt_proc_free(&p);
+}
 #endif
