@@ -287,10 +287,10 @@ CREW_API void crew_detach(crew_task *t);
 
 /**
  * crew_cancel - request cancellation of `t` (see the rules above).
- * Does not consume the handle, and needs one not consumed yet (or the
- * caller's own, crew_self()): after crew_join or crew_detach the task's
- * memory may serve another task, which the call would cancel (CREW_DEBUG
- * builds abort with a message). Returns
+ * Does not consume the handle. The task must not have been freed: once
+ * crew_join returned, or a detached task finished, its memory may serve
+ * another task, which the call would cancel (CREW_DEBUG builds abort with
+ * a message). A cancel while another task joins `t` is fine. Returns
  * 0; -EALREADY when `t` had already
  * finished; -EINVAL when `t` is NULL; -EPERM when called from a thread that
  * is not a worker while no runtime runs (the runtime is ending or ended, so

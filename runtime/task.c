@@ -94,20 +94,20 @@ static void task_check_handle(crew_task *t, const char *fn)
 	crew__die("%s: handle of task '%s' used after it was joined or detached", fn, t->name);
 }
 
-/* A handle passed to crew_cancel/crew_task_name: live and not consumed (a
- * consumed one may name another task by now: its slot is reused), unless it
- * is the calling task's own (crew_self() of a detached task is alive). */
-static void task_check_unconsumed(const crew_task *t, const char *fn)
+/* A handle passed to crew_cancel/crew_task_name: its task not freed yet.
+ * (A join in progress has consumed the handle, and a cancel then is fine:
+ * the task lives until the join returns.) A freed slot is reused only after
+ * CREW_TASK_QUARANTINE others, so a stale handle finds it freed. */
+static void task_check_alive(const crew_task *t, const char *fn)
 {
-	crew__worker *w = crew__worker_current();
-	if (w && w->current == t)
-		return;
-	if (t->magic != CREW_TASK_MAGIC_LIVE || (crew__load_32(&t->state) & CREW_T_CONSUMED))
-		crew__die("%s(%p): handle used after it was joined or detached", fn, (const void *)t);
+	if (t->magic != CREW_TASK_MAGIC_LIVE)
+		crew__die("%s(%p): not a live task (its join returned, or it was detached and "
+			  "finished)",
+			  fn, (const void *)t);
 }
 #else
 #define task_check_handle(t, fn) ((void)0)
-#define task_check_unconsumed(t, fn) ((void)0)
+#define task_check_alive(t, fn) ((void)0)
 #endif
 
 /* ---- memory ---- */
@@ -481,7 +481,7 @@ const char *crew_task_name(const crew_task *t)
 {
 	if (!t)
 		return NULL;
-	task_check_unconsumed(t, "crew_task_name");
+	task_check_alive(t, "crew_task_name");
 	return t->name;
 }
 
@@ -589,7 +589,7 @@ int crew_cancel(crew_task *t)
 	if (CREW_UNLIKELY(ext) && !crew__ext_enter())
 		return -EPERM;
 	int rc = 0;
-	task_check_unconsumed(t, "crew_cancel");
+	task_check_alive(t, "crew_cancel");
 	if (crew__task_set_cancelled(t)) {
 		/* a suspended task returns -ECANCELED from its wait */
 		crew__task_wake(t);

@@ -266,8 +266,8 @@ Test(misuse, join_after_consumed_aborts, .timeout = CREWT_TIMEOUT(30))
 }
 
 /* crew_cancel of a joined handle whose slot a new task took: it cancelled
- * that task silently; now it aborts with a message. Its own handle, even
- * detached, a task may still cancel. */
+ * that task silently; now it aborts with a message. A detached task may
+ * still cancel itself. */
 static void *sleep_a_little(void *arg)
 {
 	(void)arg;
