@@ -21,8 +21,10 @@ static struct {
 	int lfd;
 	crew_task *acceptor;
 	atomic_bool open[MAX_FDS]; /* connections being served */
-	atomic_int live;           /* connection tasks running */
-	atomic_bool stopping;
+	/* connection tasks running, plus one for main until the stop: whoever
+	 * takes it to 0 sets all_closed, so main releases the future only after
+	 * its await returned (or when nobody will ever set it) */
+	atomic_int live;
 	crew_future *all_closed;   /* set by the last connection after the stop */
 } srv;
 
@@ -41,9 +43,8 @@ static void *connection(void *arg)
 	srv.def->serve(fd);
 	atomic_store(&srv.open[fd], false);
 	crew_close(fd);
-	/* seq_cst: pairs with the stop's store of `stopping` then load of `live` */
-	if (atomic_fetch_sub(&srv.live, 1) == 1 && atomic_load(&srv.stopping))
-		crew_future_set(srv.all_closed, NULL); /* -EALREADY is fine */
+	if (atomic_fetch_sub(&srv.live, 1) == 1) /* the stop has begun: main waits */
+		crew_future_set(srv.all_closed, NULL);
 	return NULL;
 }
 
@@ -118,6 +119,7 @@ static void *main_task(void *arg)
 	       crew_tcp_port(srv.lfd), crew_workers(), crew_backend_name());
 	fflush(stdout);
 	srv.all_closed = crew_future_new();
+	atomic_store(&srv.live, 1); /* main's share (see srv.live) */
 	srv.acceptor = crew_spawn(accept_loop, NULL);
 	if (!srv.all_closed || !srv.acceptor)
 		return (void *)1;
@@ -128,7 +130,6 @@ static void *main_task(void *arg)
 	fprintf(stderr, "%s: %s, stopping\n", srv.def->name, sig > 0 ? strsignal(sig) : strerror(-sig));
 
 	/* 1. stop accepting */
-	atomic_store(&srv.stopping, true);
 	crew_cancel(srv.acceptor);
 	crew_join(srv.acceptor, NULL);
 	crew_close(srv.lfd);
@@ -137,7 +138,7 @@ static void *main_task(void *arg)
 	/* 3. wait until all are closed: within the grace, or until a second
 	 * signal; then whatever is left is shut down both ways */
 	crew_task *again = crew_spawn(second_signal, &stop);
-	if (atomic_load(&srv.live) > 0) {
+	if (atomic_fetch_sub(&srv.live, 1) != 1) { /* a connection will set it */
 		crew_deadline grace;
 		crew_deadline_push(&grace, crew_now() + STOP_GRACE_NS);
 		int rc = crew_future_await(srv.all_closed, NULL);
