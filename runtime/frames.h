@@ -155,6 +155,24 @@ static inline bool crew__fq_share(crew__fq *q)
 	return true;
 }
 
+/* The fiber is switching out with private frames (its task suspends or
+ * yields): share them all, since they can only wait until it runs again
+ * otherwise (a share happens at a fork). Called on the scheduler right after
+ * the switch, as the deque's owner: nobody runs the fiber meanwhile, and
+ * whoever resumes it sees split through the task's wake. */
+static inline bool crew__fq_share_all(crew__fq *q)
+{
+	int64_t s = q->o_split, b = q->bottom;
+	if (b <= s)
+		return false;
+	for (int64_t i = s; i < b; i++) /* relaxed: published by the release below */
+		crew__store_ptr(&q->slots[i & (CREW_FQ_CAP - 1)]->waiter, NULL);
+	q->o_split = b;
+	/* release: as in crew__fq_share */
+	crew__store_release_64(&q->split, b);
+	return true;
+}
+
 #define CREW_FQ_EMPTY ((crew__frame *)0)
 #define CREW_FQ_RETRY ((crew__frame *)1)
 

@@ -493,6 +493,41 @@ Test(fork, cancel_reaches_a_wide_tree_of_stolen_frames, .timeout = CREWT_TIMEOUT
 		     atomic_load(&wide_tree.stolen));
 }
 
+/*
+ * A frame forked right before its forker suspends is shared when the forker
+ * switches out, so an idle worker runs it during the wait. (Frames were
+ * shared only at a fork answering a thief: this one waited for the sync.)
+ * The forker's wait is a future that only the frame sets, so the test
+ * hangs (and times out) unless the frame is stolen.
+ */
+static void *set_from_frame(void *arg)
+{
+	crew_future_set((crew_future *)arg, (void *)1);
+	return NULL;
+}
+
+static void *fork_then_wait(void *arg)
+{
+	(void)arg;
+	crew_future *fut = crew_future_new();
+	if (!fut)
+		return (void *)-1;
+	crew_frame f;
+	crew_fork(&f, set_from_frame, fut);
+	void *v = NULL;
+	int rc = crew_future_await(fut, &v); /* only the frame sets it */
+	crew_sync(&f);
+	crew_future_release(fut);
+	return (void *)(intptr_t)(rc == 0 && v == (void *)1);
+}
+
+Test(fork, frames_are_shared_when_the_forker_suspends, .timeout = CREWT_TIMEOUT(30))
+{
+	void *res = NULL;
+	cr_assert_eq(crewt_run(2, fork_then_wait, NULL, &res), 0);
+	cr_expect_eq((intptr_t)res, 1);
+}
+
 /* ---- the inline fast path's edges ---- */
 
 /* Frames in heap memory (not on the forking fiber's stack) and a fork loop
