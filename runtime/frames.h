@@ -157,9 +157,11 @@ static inline bool crew__fq_share(crew__fq *q)
 
 /* The fiber is switching out with private frames (its task suspends or
  * yields): share them all, since they can only wait until it runs again
- * otherwise (a share happens at a fork). Called on the scheduler right after
- * the switch, as the deque's owner: nobody runs the fiber meanwhile, and
- * whoever resumes it sees split through the task's wake. */
+ * otherwise (a share happens at a fork). Thieves see them while this deque
+ * is still its worker's w->fq, i.e. until the worker runs another fiber.
+ * Called on the scheduler right after the switch, as the deque's owner:
+ * nobody runs the fiber meanwhile, and whoever resumes it sees split
+ * through the task's wake. */
 static inline bool crew__fq_share_all(crew__fq *q)
 {
 	int64_t s = q->o_split, b = q->bottom;
