@@ -472,10 +472,10 @@ typedef struct crew_frame {
  * The call is pushed on a per-fiber frame deque: no heap allocation and no
  * atomic read-modify-write while no worker steals (idle workers ask, and the
  * forking task then shares half of its unstolen frames at its next fork;
- * when it suspends or yields, it shares them all, which thieves find until
- * its worker runs another fiber). Do not wait, before crew_sync, for
- * something only `fn` does: nothing makes `fn` run before the sync (with
- * one worker nobody else can).
+ * when it suspends or yields, it shares them all, where thieves find them
+ * while it is among the last few fibers that did so on its worker). Do not
+ * wait, before crew_sync, for something only `fn` does: nothing makes `fn`
+ * run before the sync (with one worker nobody else can).
  * Whoever runs `fn` (this task at crew_sync, or a thief) runs it exactly once.
  * A stolen `fn` runs as a task of its own (named "crew_fork") on a fiber of
  * its own on the thief, so it may suspend (sleep, join, futures) like any

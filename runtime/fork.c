@@ -433,6 +433,12 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 		for (int retries = 0; f == CREW_FQ_RETRY && retries < 8; retries++)
 			f = crew__fq_steal(q);
 	}
+	/* the deques of fibers that switched out with frames shared (worker.c) */
+	for (unsigned i = 0; i < CREW_PARKED_FQ && (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY); i++) {
+		crew__fq *p = crew__load_acquire_ptr(&v->parked_fq[i]);
+		if (p && p != q)
+			f = crew__fq_steal(p);
+	}
 	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) {
 		/* Ask v (it passes the request to the next fiber it runs, if
 		 * it leaves this one: crew__fq_publish) and v's current deque.

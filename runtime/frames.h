@@ -157,8 +157,9 @@ static inline bool crew__fq_share(crew__fq *q)
 
 /* The fiber is switching out with private frames (its task suspends or
  * yields): share them all, since they can only wait until it runs again
- * otherwise (a share happens at a fork). Thieves see them while this deque
- * is still its worker's w->fq, i.e. until the worker runs another fiber.
+ * otherwise (a share happens at a fork). Thieves find them through the
+ * worker's w->fq, and after it moves on through its parked_fq (the last
+ * CREW_PARKED_FQ such deques).
  * Called on the scheduler right after the switch, as the deque's owner:
  * nobody runs the fiber meanwhile, and whoever resumes it sees split
  * through the task's wake. */

@@ -86,6 +86,9 @@ static inline void crew__stat_add(uint64_t *c, uint64_t d)
 
 #define CREW_RECV_HINTS 64 /* power of two */
 
+/* Deques a worker keeps visible after their fiber switched out (parked_fq). */
+#define CREW_PARKED_FQ 4
+
 /* Timers expired per batch (crew__worker.expired, allocated with the worker). */
 #define CREW_EXPIRE_BATCH 256
 
@@ -107,12 +110,18 @@ struct crew__worker {
 	/* fork-join (fork.c): read by thieves */
 	crew__fq *fq __attribute__((aligned(64))); /* atomic: the running fiber's frame deque */
 	uint32_t splitreq;       /* atomic: a thief asks for a share, whatever fiber runs here */
+	/* atomic: the last deques that shared all their frames as their fiber
+	 * switched out (worker.c), round robin: thieves look there too, since
+	 * `fq` moves on with the next fiber (stale entries are harmless: a
+	 * thief takes only what a deque shares, with a CAS) */
+	crew__fq *parked_fq[CREW_PARKED_FQ];
 	/* I/O cancel requests from other workers (io.c), for our reactor */
 	uint32_t io_cancel_lock;
 	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
 
 	/* private part: only the owning thread */
 	unsigned id __attribute__((aligned(64)));
+	unsigned parked_next;    /* the parked_fq slot written next */
 	pthread_t thread;
 	crew__fiber sched;       /* the worker thread's own stack */
 	crew_task *current;      /* task running now (NULL in the scheduler) */

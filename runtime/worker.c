@@ -543,9 +543,13 @@ static void worker_run(crew__worker *w, crew_task *t)
 	crew__stack_after_switch(w); /* canaries of stacks without guard page */
 	/* the forks of the fiber that switched back (still ours: RUNNING) */
 	crew__fq_count_forks(w, w->fq);
-	/* it suspended or yielded with frames nobody could steal: share them */
-	if (CREW_UNLIKELY(w->fq != NULL) && crew__fq_share_all(w->fq))
+	/* it suspended or yielded with frames nobody could steal: share them,
+	 * and keep the deque in sight of thieves after w->fq moves on (release:
+	 * the deque's fields first; pairs with crew__frame_steal's acquire) */
+	if (CREW_UNLIKELY(w->fq != NULL) && crew__fq_share_all(w->fq)) {
+		crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], w->fq);
 		crew__idle_notify(crew__rt);
+	}
 	/* back on the scheduler: the task that switched is w->current (t, or a
 	 * child t was running inline) */
 	crew_task *cur = w->current;

@@ -528,6 +528,46 @@ Test(fork, frames_are_shared_when_the_forker_suspends, .timeout = CREWT_TIMEOUT(
 	cr_expect_eq((intptr_t)res, 1);
 }
 
+/* The same after the forker's worker has moved on to another fiber: a
+ * second task, run there next, waits on the same future, so the worker's
+ * current deque is that task's and the frame is found only among the
+ * deques that shared at a switch-out (parked_fq). */
+static void *await_too(void *arg)
+{
+	crew_frame g;
+	crew_fork(&g, noop, NULL); /* a deque of its own on this fiber */
+	crew_sync(&g);
+	void *v = NULL;
+	return (void *)(intptr_t)(crew_future_await((crew_future *)arg, &v) == 0 && v == (void *)1);
+}
+
+static void *fork_then_switch_away(void *arg)
+{
+	(void)arg;
+	crew_future *fut = crew_future_new();
+	if (!fut)
+		return (void *)-1;
+	crew_frame f;
+	crew_fork(&f, set_from_frame, fut);
+	crew_task *other = crew_spawn(await_too, fut); /* runs here once we wait */
+	void *v = NULL, *ok = NULL;
+	int rc = crew_future_await(fut, &v);
+	crew_sync(&f);
+	if (other)
+		crew_join(other, &ok);
+	crew_future_release(fut);
+	return (void *)(intptr_t)(rc == 0 && v == (void *)1 && ok == (void *)1);
+}
+
+Test(fork, shared_frames_stay_in_sight_after_the_worker_moves_on, .timeout = CREWT_TIMEOUT(30))
+{
+	for (int i = 0; i < 20; i++) {
+		void *res = NULL;
+		cr_assert_eq(crewt_run(2, fork_then_switch_away, NULL, &res), 0);
+		cr_assert_eq((intptr_t)res, 1, "run %d", i);
+	}
+}
+
 /* ---- the inline fast path's edges ---- */
 
 /* Frames in heap memory (not on the forking fiber's stack) and a fork loop
