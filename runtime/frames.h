@@ -157,7 +157,8 @@ static inline bool crew__fq_share(crew__fq *q)
 
 /* The fiber is switching out with private frames (its task suspends or
  * yields): share them all, since they can only wait until it runs again
- * otherwise (a share happens at a fork). Thieves find them through the
+ * otherwise (a share happens at a fork). True when shared frames are left
+ * for thieves (these, or older ones). Thieves find them through the
  * worker's w->fq, and after it moves on through its parked_fq (the last
  * CREW_PARKED_FQ such deques).
  * Called on the scheduler right after the switch, as the deque's owner:
@@ -166,14 +167,17 @@ static inline bool crew__fq_share(crew__fq *q)
 static inline bool crew__fq_share_all(crew__fq *q)
 {
 	int64_t s = q->o_split, b = q->bottom;
-	if (b <= s)
-		return false;
-	for (int64_t i = s; i < b; i++) /* relaxed: published by the release below */
-		crew__store_ptr(&q->slots[i & (CREW_FQ_CAP - 1)]->waiter, NULL);
-	q->o_split = b;
-	/* release: as in crew__fq_share */
-	crew__store_release_64(&q->split, b);
-	return true;
+	if (b > s) {
+		for (int64_t i = s; i < b; i++) /* relaxed: published by the release below */
+			crew__store_ptr(&q->slots[i & (CREW_FQ_CAP - 1)]->waiter, NULL);
+		q->o_split = b;
+		/* release: as in crew__fq_share */
+		crew__store_release_64(&q->split, b);
+	}
+	/* shared frames not stolen yet (some maybe shared before, at a fork
+	 * answering a thief): thieves must still find them (relaxed: a hint,
+	 * a steal decides) */
+	return crew__load_64(&q->head) < b;
 }
 
 #define CREW_FQ_EMPTY ((crew__frame *)0)

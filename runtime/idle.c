@@ -140,6 +140,10 @@ static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 		crew__fq *q = crew__load_acquire_ptr(&rt->workers[i].fq);
 		if (q && crew__load_64(&q->head) < crew__load_acquire_64(&q->split))
 			return true;
+		/* and those of fibers v switched out of (not ours: we never
+		 * steal from ourselves) */
+		if (v != w && crew__fq_parked_shared(v))
+			return true;
 	}
 	return false;
 }

@@ -416,12 +416,20 @@ void crew__offload_fini(crew__runtime *rt);
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
 crew__fq *crew__frames_of_current(crew__worker *w);
 void crew__frames_free(crew__worker *w);
+/* worker.c: q (a deque that just shared all its frames as its fiber switched
+ * out) goes to w's parked_fq, and an idle worker is told. */
+void crew__fq_park(crew__worker *w, crew__fq *q);
 /* The frame deque of the fiber `f` runs on (every task fiber is inside its
  * stack): published for thieves (w->fq) and for crew_fork (crew__tls_fq)
  * before the worker switches to it. */
 static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 {
 	crew__fq *q = ((crew__stack *)f)->frames;
+	/* the fiber switching out straight to f (a suspend or yield that runs
+	 * the next task without the scheduler) shares what it kept private */
+	crew__fq *old = crew__load_ptr(&w->fq);
+	if (CREW_UNLIKELY(old != NULL && old != q) && crew__fq_share_all(old))
+		crew__fq_park(w, old);
 	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
 	crew__store_ptr(&crew__tls_fq, q);
 	if (q)
@@ -435,6 +443,19 @@ static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 	if (crew__load_ptr(&w->fq) != q)
 		crew__store_release_ptr(&w->fq, q);
 }
+/* Whether one of v's parked deques (parked_fq) has frames shared: a hint
+ * for idle workers (a steal decides); head then split, as for v->fq. */
+static inline bool crew__fq_parked_shared(crew__worker *v)
+{
+	for (unsigned i = 0; i < CREW_PARKED_FQ; i++) {
+		/* acquire: pairs with the release store in worker_run */
+		crew__fq *p = crew__load_acquire_ptr(&v->parked_fq[i]);
+		if (p && crew__load_64(&p->head) < crew__load_acquire_64(&p->split))
+			return true;
+	}
+	return false;
+}
+
 /* Owner of q (the thread running its fiber): its forks so far go to w's
  * crew_stats (frames.h). */
 static inline void crew__fq_count_forks(crew__worker *w, crew__fq *q)

@@ -391,6 +391,11 @@ static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
 			/* acquire: pairs with crew__fq_publish; head then split as
 			 * idle_work_visible reads them (a hint: the steal decides) */
 			crew__fq *q = crew__load_acquire_ptr(&v->fq);
+			if (crew__fq_parked_shared(v)) {
+				crew_task *t = crew__frame_steal(w, v);
+				if (t)
+					return t;
+			}
 			if (!q)
 				continue;
 			if (crew__load_64(&q->head) < crew__load_acquire_64(&q->split)) {
@@ -534,6 +539,14 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 	crew__fiber_switch(t->fiber, n->fiber, false);
 }
 
+void crew__fq_park(crew__worker *w, crew__fq *q)
+{
+	/* release: the deque's fields first; pairs with crew__frame_steal's
+	 * acquire. Thieves look there after w->fq has moved on. */
+	crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], q);
+	crew__idle_notify(crew__rt);
+}
+
 static void worker_run(crew__worker *w, crew_task *t)
 {
 	worker_prepare(w, t);
@@ -543,13 +556,10 @@ static void worker_run(crew__worker *w, crew_task *t)
 	crew__stack_after_switch(w); /* canaries of stacks without guard page */
 	/* the forks of the fiber that switched back (still ours: RUNNING) */
 	crew__fq_count_forks(w, w->fq);
-	/* it suspended or yielded with frames nobody could steal: share them,
-	 * and keep the deque in sight of thieves after w->fq moves on (release:
-	 * the deque's fields first; pairs with crew__frame_steal's acquire) */
-	if (CREW_UNLIKELY(w->fq != NULL) && crew__fq_share_all(w->fq)) {
-		crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], w->fq);
-		crew__idle_notify(crew__rt);
-	}
+	/* it suspended or yielded with frames nobody could steal: share them
+	 * (crew__fq_publish does it when a fiber switches straight to the next) */
+	if (CREW_UNLIKELY(w->fq != NULL) && crew__fq_share_all(w->fq))
+		crew__fq_park(w, w->fq);
 	/* back on the scheduler: the task that switched is w->current (t, or a
 	 * child t was running inline) */
 	crew_task *cur = w->current;
