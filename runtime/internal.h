@@ -425,11 +425,6 @@ void crew__fq_park(crew__worker *w, crew__fq *q);
 static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 {
 	crew__fq *q = ((crew__stack *)f)->frames;
-	/* the fiber switching out straight to f (a suspend or yield that runs
-	 * the next task without the scheduler) shares what it kept private */
-	crew__fq *old = crew__load_ptr(&w->fq);
-	if (CREW_UNLIKELY(old != NULL && old != q) && crew__fq_share_all(old))
-		crew__fq_park(w, old);
 	/* relaxed: crew.h may read another thread's copy (CREW__FQ_CHECK_STACK) */
 	crew__store_ptr(&crew__tls_fq, q);
 	if (q)

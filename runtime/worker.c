@@ -532,7 +532,13 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 		return;
 	}
 	/* t's fiber is switched out before anyone can pick it from the private
-	 * yield list: only this worker's code does, after this switch. */
+	 * yield list: only this worker's code does, after this switch. Its
+	 * frames are shared as at a switch to the scheduler (worker_run); we
+	 * are still on t's fiber, its deque's owner (w->fq is t's deque here,
+	 * unlike in worker_run, where it may name a fiber that has since
+	 * resumed on another worker). */
+	if (w->fq && crew__fq_share_all(w->fq))
+		crew__fq_park(w, w->fq);
 	worker_yield_list_append(w, t);
 	w->current = n;
 	crew__fq_publish(w, n->fiber);
@@ -557,7 +563,9 @@ static void worker_run(crew__worker *w, crew_task *t)
 	/* the forks of the fiber that switched back (still ours: RUNNING) */
 	crew__fq_count_forks(w, w->fq);
 	/* it suspended or yielded with frames nobody could steal: share them
-	 * (crew__fq_publish does it when a fiber switches straight to the next) */
+	 * (a yield straight to the next task does it in crew__worker_yield).
+	 * w->fq is the deque of the fiber that just switched back: nobody can
+	 * resume it before worker_after_switch below. */
 	if (CREW_UNLIKELY(w->fq != NULL) && crew__fq_share_all(w->fq))
 		crew__fq_park(w, w->fq);
 	/* back on the scheduler: the task that switched is w->current (t, or a
