@@ -138,21 +138,34 @@ static inline void crew__fq_rearm(crew__fq *q)
 	crew__store_64(&q->limit, crew__fq_limit(q)); /* relaxed: a hint */
 }
 
-/* Owner only: share the older half of the private frames. Their `waiter`
- * starts here (a frame no thief can see needs none): no store at the push. */
+/* Owner only: share the private frames below index n (o_split < n <=
+ * bottom). Their `waiter` starts here (a frame no thief can see needs
+ * none): no store at the push. */
+static inline void crew__fq_share_to(crew__fq *q, int64_t n)
+{
+	for (int64_t s = q->o_split; s < n; s++) /* relaxed: published by the release below */
+		crew__store_ptr(&q->slots[s & (CREW_FQ_CAP - 1)]->waiter, NULL);
+	q->o_split = n;
+	/* release: the slots and frames below n before thieves see them shared;
+	 * pairs with the acquire load of split in crew__fq_steal */
+	crew__store_release_64(&q->split, n);
+}
+
+/* Owner only: share the older half of the private frames. */
 static inline bool crew__fq_share(crew__fq *q)
 {
 	int64_t s = q->o_split, b = q->bottom;
 	if (b <= s)
 		return false;
-	int64_t n = s + (b - s + 1) / 2;
-	for (; s < n; s++) /* relaxed: published by the release below */
-		crew__store_ptr(&q->slots[s & (CREW_FQ_CAP - 1)]->waiter, NULL);
-	q->o_split = s;
-	/* release: the slots and frames below s before thieves see them shared;
-	 * pairs with the acquire load of split in crew__fq_steal */
-	crew__store_release_64(&q->split, s);
+	crew__fq_share_to(q, s + (b - s + 1) / 2);
 	return true;
+}
+
+/* Anyone: frames shared and not stolen yet (a hint: a steal decides).
+ * Head, then split (acquire: pairs with crew__fq_share_to's release). */
+static inline bool crew__fq_has_shared(crew__fq *q)
+{
+	return crew__load_64(&q->head) < crew__load_acquire_64(&q->split);
 }
 
 /* The fiber is switching out with private frames (its task suspends or
@@ -161,19 +174,15 @@ static inline bool crew__fq_share(crew__fq *q)
  * for thieves (these, or older ones). Thieves find them through the
  * worker's w->fq, and after it moves on through its parked_fq (the last
  * CREW_PARKED_FQ such deques).
- * Called on the scheduler right after the switch, as the deque's owner:
- * nobody runs the fiber meanwhile, and whoever resumes it sees split
- * through the task's wake. */
+ * Called as the deque's owner: on the scheduler right after the fiber
+ * switched back (nobody can resume it before worker_after_switch, and
+ * whoever does sees split through the task's wake), or on the fiber itself
+ * as it yields straight to the next task (worker.c). */
 static inline bool crew__fq_share_all(crew__fq *q)
 {
-	int64_t s = q->o_split, b = q->bottom;
-	if (b > s) {
-		for (int64_t i = s; i < b; i++) /* relaxed: published by the release below */
-			crew__store_ptr(&q->slots[i & (CREW_FQ_CAP - 1)]->waiter, NULL);
-		q->o_split = b;
-		/* release: as in crew__fq_share */
-		crew__store_release_64(&q->split, b);
-	}
+	int64_t b = q->bottom;
+	if (b > q->o_split)
+		crew__fq_share_to(q, b);
 	/* shared frames not stolen yet (some maybe shared before, at a fork
 	 * answering a thief): thieves must still find them (relaxed: a hint,
 	 * a steal decides) */

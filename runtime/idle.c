@@ -137,8 +137,8 @@ static bool idle_work_visible(crew__runtime *rt, crew__worker *w)
 		    (crew__load_32(&v->due_len) > 0 && (v == w || !crew__worker_keeps_up(v, now))))
 			return true;
 		/* shared frames (frames.h); acquire: pairs with crew__fq_publish */
-		crew__fq *q = crew__load_acquire_ptr(&rt->workers[i].fq);
-		if (q && crew__load_64(&q->head) < crew__load_acquire_64(&q->split))
+		crew__fq *q = crew__load_acquire_ptr(&v->fq);
+		if (q && crew__fq_has_shared(q))
 			return true;
 		/* and those of fibers v switched out of (not ours: we never
 		 * steal from ourselves) */

@@ -439,13 +439,13 @@ static inline void crew__fq_publish(crew__worker *w, crew__fiber *f)
 		crew__store_release_ptr(&w->fq, q);
 }
 /* Whether one of v's parked deques (parked_fq) has frames shared: a hint
- * for idle workers (a steal decides); head then split, as for v->fq. */
+ * for idle workers (a steal decides). */
 static inline bool crew__fq_parked_shared(crew__worker *v)
 {
 	for (unsigned i = 0; i < CREW_PARKED_FQ; i++) {
-		/* acquire: pairs with the release store in worker_run */
+		/* acquire: pairs with the release store in crew__fq_park */
 		crew__fq *p = crew__load_acquire_ptr(&v->parked_fq[i]);
-		if (p && crew__load_64(&p->head) < crew__load_acquire_64(&p->split))
+		if (p && crew__fq_has_shared(p))
 			return true;
 	}
 	return false;

@@ -388,23 +388,17 @@ static crew_task *worker_await_share(crew__runtime *rt, crew__worker *w)
 				if (t)
 					return t;
 			}
-			/* acquire: pairs with crew__fq_publish; head then split as
-			 * idle_work_visible reads them (a hint: the steal decides) */
+			/* acquire: pairs with crew__fq_publish (a hint: the steal
+			 * decides, and it looks at v's parked deques too) */
 			crew__fq *q = crew__load_acquire_ptr(&v->fq);
-			if (crew__fq_parked_shared(v)) {
+			bool shared = q && crew__fq_has_shared(q);
+			if (shared || crew__fq_parked_shared(v)) {
 				crew_task *t = crew__frame_steal(w, v);
 				if (t)
 					return t;
 			}
-			if (!q)
-				continue;
-			if (crew__load_64(&q->head) < crew__load_acquire_64(&q->split)) {
-				crew_task *t = crew__frame_steal(w, v);
-				if (t)
-					return t;
-			} else {
+			if (q && !shared)
 				crew__fq_ask(q); /* v may have switched fibers: ask anew */
-			}
 		}
 		if (!crew__inject_empty(rt) || crew__load_32(&rt->shutdown))
 			return crew__inject_pop(rt, w); /* or back to the loop: shutdown */
@@ -547,9 +541,15 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 
 void crew__fq_park(crew__worker *w, crew__fq *q)
 {
+	/* a fiber that suspends again with the same frames still shared: its
+	 * deque is there already (a second entry would push another out) */
+	bool there = false;
+	for (unsigned i = 0; i < CREW_PARKED_FQ && !there; i++)
+		there = crew__load_ptr(&w->parked_fq[i]) == q;
 	/* release: the deque's fields first; pairs with crew__frame_steal's
 	 * acquire. Thieves look there after w->fq has moved on. */
-	crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], q);
+	if (!there)
+		crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], q);
 	crew__idle_notify(crew__rt);
 }
 
