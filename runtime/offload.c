@@ -169,9 +169,13 @@ int crew_offload(crew_fn fn, void *arg, void **result)
 	/* Not a cancellation point while fn runs: wait for it whatever happens
 	 * (its frame is this one). Acquire pairs with the pool's release. A
 	 * cancel wakes us: while the job still waits in the FIFO, it goes. */
+	bool started = false; /* known taken by a pool thread: no withdraw */
 	while (!crew__load_acquire_32(&job.done)) {
-		if (crew__task_cancelled(self) && offload_withdraw(p, &job))
-			return -ECANCELED; /* fn did not run */
+		if (!started && crew__task_cancelled(self)) {
+			if (offload_withdraw(p, &job))
+				return -ECANCELED; /* fn did not run */
+			started = true;
+		}
 		crew__task_suspend(self);
 	}
 	if (result)
