@@ -297,3 +297,19 @@ void *crewt_deep_recursion_task(void *arg)
 	(void)arg;
 	return (void *)(uintptr_t)recurse_deeply(0);
 }
+
+static void abort_child(void *main)
+{
+	crewt_run(1, (crew_fn)main, NULL, NULL);
+	_exit(3);
+}
+
+void crewt_expect_abort(crew_fn main, const char *what, const char *needle)
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(abort_child, (void *)main, 20 * CREWT_SEC, &p), 0);
+	cr_expect(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT, "%s: child %s; stderr:\n%s",
+		  what, crewt_status_str(p.status), p.err);
+	cr_expect(strstr(p.err, needle) != NULL, "%s: no message with '%s':\n%s", what, needle, p.err);
+	crewt_proc_free(&p);
+}

@@ -70,6 +70,11 @@ void crewt_proc_free(crewt_proc *p);
 /* "exit 0", "killed by SIGABRT", ...: for assertion messages (static buffer). */
 const char *crewt_status_str(int status);
 
+/* Run `main` as crew_run's main on 1 worker in a forked child; expect the
+ * child to abort (SIGABRT) with `needle` on stderr. `what` names the case
+ * in the assertion messages. */
+void crewt_expect_abort(crew_fn main, const char *what, const char *needle);
+
 /* crew_run_with a number of workers (everything else default). */
 int crewt_run(unsigned workers, crew_fn fn, void *arg, void **result);
 

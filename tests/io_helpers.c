@@ -58,6 +58,14 @@ int crewt_tcp_listener(struct sockaddr_in *addr, int backlog)
 	return fd;
 }
 
+void *crewt_recv_blocked(void *p)
+{
+	crewt_blocked *b = p;
+	atomic_store(&b->calling, 1);
+	b->rc = crew_recv(b->fd, b->buf, sizeof b->buf, 0);
+	return NULL;
+}
+
 crew_task *crewt_spawn_blocked(crew_fn fn, crewt_blocked *b)
 {
 	crew_task *t = crew_spawn(fn, b);

@@ -49,6 +49,8 @@ typedef struct crewt_blocked {
 /* Spawn fn(b) and return once it is suspended in its blocking call; NULL when
  * it could not be spawned or finished instead (then it was joined). */
 crew_task *crewt_spawn_blocked(crew_fn fn, crewt_blocked *b);
+/* A crewt_spawn_blocked body: b->rc = crew_recv(b->fd, b->buf, 64, 0). */
+void *crewt_recv_blocked(void *b);
 
 typedef enum crewt_backend {
 	BE_URING,

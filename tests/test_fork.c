@@ -641,26 +641,10 @@ static void *unsynced_main(void *arg)
 	return NULL; /* returns with a frame outstanding: must abort */
 }
 
-static void debug_child(void *arg)
-{
-	crewt_run(1, (crew_fn)arg, NULL, NULL);
-	_exit(3);
-}
-
-static void expect_abort(crew_fn fn, const char *what, const char *needle)
-{
-	crewt_proc p;
-	cr_assert_eq(crewt_fork_capture(debug_child, (void *)fn, 20 * CREWT_SEC, &p), 0);
-	cr_expect(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT, "%s: child %s; stderr:\n%s",
-	          what, crewt_status_str(p.status), p.err);
-	cr_expect(strstr(p.err, needle) != NULL, "%s: no message with '%s':\n%s", what, needle, p.err);
-	crewt_proc_free(&p);
-}
-
 Test(fork, debug_wrong_order_aborts, .timeout = CREWT_TIMEOUT(30))
 {
-	expect_abort(wrong_order_main, "sync out of order", "reverse order");
-	expect_abort(unsynced_main, "return with a frame", "not synced");
+	crewt_expect_abort(wrong_order_main, "sync out of order", "reverse order");
+	crewt_expect_abort(unsynced_main, "return with a frame", "not synced");
 }
 #endif
 

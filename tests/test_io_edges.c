@@ -31,14 +31,6 @@ static void *poll_blocked(void *arg)
 	return NULL;
 }
 
-static void *recv_blocked(void *arg)
-{
-	crewt_blocked *b = arg;
-	atomic_store(&b->calling, 1);
-	b->rc = crew_recv(b->fd, b->buf, sizeof b->buf, 0);
-	return NULL;
-}
-
 /* A task of this worker waits in crew_recv(fd); another closes fd: the
  * receive ends with -EBADF (on io_uring the in-flight request kept the file
  * alive: the receive waited for ever). */
@@ -48,7 +40,7 @@ static void *close_ends_recv(void *arg)
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	crewt_blocked b = { .fd = sv[0] };
-	crew_task *t = crewt_spawn_blocked(recv_blocked, &b);
+	crew_task *t = crewt_spawn_blocked(crewt_recv_blocked, &b);
 	CHECK(t, "the reader did not block");
 	int rc = crew_close(sv[0]);
 	CHECK(rc == 0, "close: %d", rc);

@@ -223,14 +223,6 @@ static void *msg_waitall(void *arg)
 	return NULL;
 }
 
-static void *recv_blocked(void *p)
-{
-	crewt_blocked *b = p;
-	atomic_store(&b->calling, 1);
-	b->rc = crew_recv(b->fd, b->buf, sizeof b->buf, 0);
-	return NULL;
-}
-
 /* A connected pair: a socketpair (tcp false) or TCP over 127.0.0.1. */
 static int connected_pair(bool tcp, int sv[2])
 {
@@ -257,7 +249,7 @@ static void *shutdown_eof(void *arg)
 		int rc = connected_pair(tcp, sv);
 		CHECK(rc == 0, "%s pair: %s", tcp ? "tcp" : "unix", strerror(-rc));
 		crewt_blocked b = { .fd = sv[1] };
-		crew_task *t = crewt_spawn_blocked(recv_blocked, &b);
+		crew_task *t = crewt_spawn_blocked(crewt_recv_blocked, &b);
 		CHECK(t, "the reader did not wait");
 		CHECK((rc = crew_shutdown(sv[0], SHUT_WR)) == 0, "crew_shutdown: %d", rc);
 		crew_join(t, NULL);

@@ -142,23 +142,13 @@ static void *partial_writes(void *arg)
 
 /* ---- a peer that goes away ---- */
 
-static void *recv_blocked(void *p)
-{
-	crewt_blocked *b = p;
-	atomic_store(&b->calling, 1);
-	b->rc = crew_recv(b->fd, b->buf, sizeof b->buf, 0);
-	return NULL;
-}
-
-/* Spawn fn(b) and return once it is suspended in its blocking call. */
-
 static void *peer_disconnects(void *arg)
 {
 	(void)arg;
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
 	crewt_blocked b = { .fd = sv[0] };
-	crew_task *t = crewt_spawn_blocked(recv_blocked, &b);
+	crew_task *t = crewt_spawn_blocked(crewt_recv_blocked, &b);
 	CHECK(t, "reader did not block");
 	CHECK(crew_close(sv[1]) == 0, "close peer");
 	crew_join(t, NULL);
