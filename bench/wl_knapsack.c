@@ -67,19 +67,28 @@ static const char *ks_check(struct batch_run *r)
 
 /* Results are values >= -1 shifted by one (0: infeasible) or BATCH_ERROR. */
 
+/* A node's leaf tests: true with *leaf set when it is infeasible or
+ * complete. */
+static inline __attribute__((always_inline)) bool ks_leaf(int c, int n, int v, uint64_t *leaf)
+{
+	if (c < 0) {
+		*leaf = 0;
+		return true;
+	}
+	if (n == 0 || c == 0) {
+		*leaf = (uint64_t)v + 1;
+		return true;
+	}
+	return false;
+}
+
 /* One node, whatever forks its branches: true with *leaf set when it has
  * none (infeasible, complete, or pruned by the bound), else its two
  * branches. */
 static bool ks_expand(const struct karg *a, struct karg *without, struct karg *with, uint64_t *leaf)
 {
-	if (a->c < 0) {
-		*leaf = 0;
+	if (ks_leaf(a->c, a->n, a->v, leaf))
 		return true;
-	}
-	if (a->n == 0 || a->c == 0) {
-		*leaf = (uint64_t)a->v + 1;
-		return true;
-	}
 	if (!kern_knapsack_bound_ok(a->e, a->c, a->v,
 				    atomic_load_explicit(&best_so_far, memory_order_relaxed))) {
 		*leaf = 0;
@@ -137,11 +146,8 @@ static uint64_t ks_fork_inner(const struct kern_item *e, int c, int n, int v);
 static inline __attribute__((always_inline)) uint64_t ks_fork_visit(const struct kern_item *e, int c,
 								     int n, int v)
 {
-	if (c < 0)
-		return 0;
-	if (n == 0 || c == 0)
-		return (uint64_t)v + 1;
-	return ks_fork_inner(e, c, n, v);
+	uint64_t leaf;
+	return ks_leaf(c, n, v, &leaf) ? leaf : ks_fork_inner(e, c, n, v);
 }
 
 static void *ks_fork_task(void *arg)

@@ -67,7 +67,7 @@ static int flush(int fd, out_buf *o)
 static int respond(int fd, out_buf *o, const request *q)
 {
 	static const char body[] = "Hello, World!";
-	int status = q->status ? q->status : !q->get ? 405 : !q->target_too_long && strcmp(q->target, "/") == 0 ? 200 : 404;
+	int status = q->status ? q->status : !q->get ? 405 : strcmp(q->target, "/") == 0 ? 200 : 404;
 	const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found" :
 			     status == 405 ? "Method Not Allowed" : status == 413 ? "Payload Too Large" :
 			     status == 431 ? "Request Header Fields Too Large" : "Bad Request";
