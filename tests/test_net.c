@@ -319,9 +319,12 @@ static void *reader_too_long(void *p)
 		return "init failed";
 	char *line;
 	char rest[16] = {0};
-	const char *msg = NULL;
+	const char *msg = NULL, *seen = NULL;
 	if (crew_reader_read_until(&r, '\n', &line) != -EMSGSIZE)
 		msg = "expected -EMSGSIZE";
+	else if (crew_reader_peek(&r, &seen) != 4 || memcmp(seen, "abcd", 4) != 0 ||
+		 crew_reader_peek(NULL, &seen) != 0 || crew_reader_peek(&r, NULL) != 0)
+		msg = "crew_reader_peek does not show the buffered bytes";
 	else if (crew_reader_buffered(&r) != 4 || crew_reader_read(&r, rest, sizeof rest) != 4 ||
 	         memcmp(rest, "abcd", 4) != 0)
 		msg = "the buffered bytes were not kept";
