@@ -172,13 +172,15 @@ build_omp() {
 		-o "$OUT/omp-bench" "$src" -lm
 }
 
-# Lace 1.4.2 and its benchmark programs, from the tarball, into $OUT/lace; the
+# Lace 1.4.2 and its benchmark programs (parallel, and the serial ones for
+# lace-bench --serial), from the tarball, into $OUT/lace; the
 # wrapper lace-bench (needs omp-bench for the knapsack input) runs them.
 build_lace() {
 	local dir=$OUT/lace wrapper=$ROOT/bench/peers/lace/lace-bench.sh
-	local progs=(fib-lace queens-lace uts-lace knapsack-lace matmul-lace cilksort-lace) p
+	local progs=(fib-lace queens-lace uts-lace knapsack-lace matmul-lace cilksort-lace
+		fib-seq queens-seq uts-seq matmul-seq cilksort-seq) p
 	[[ -r $LACE_TARBALL ]] || { echo "build-peers: no Lace tarball at $LACE_TARBALL (set LACE_TARBALL)" >&2; return 1; }
-	if ! up_to_date "$dir/bin/uts-lace" "$LACE_TARBALL" "${BASH_SOURCE[0]}"; then
+	if ! up_to_date "$dir/bin/cilksort-seq" "$LACE_TARBALL" "${BASH_SOURCE[0]}"; then
 		rm -rf "$dir/src" "$dir/build" && mkdir -p "$dir/src" "$dir/bin" &&
 			tar -xzf "$LACE_TARBALL" -C "$dir/src" || return 1
 		# Lace's known defect (see the tarball's README): fscanf("%d %d") compared with 3.

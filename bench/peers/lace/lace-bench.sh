@@ -3,7 +3,7 @@
 # /work/shared/peers/lace.tar.gz by tools/build-peers.sh into build/peers/lace/)
 # with crew-bench's command line, and prints crew-bench's JSON line:
 #
-#   lace-bench <workload> [--workers N] [--n N]
+#   lace-bench <workload> [--workers N] [--n N] [--serial]
 #   {"bench":"nqueens","runtime":"lace","workers":2,"n":13,"seconds":0.41,"rss_mb":3.1,"checked":true}
 #
 # workload  Lace program and input                         answer checked
@@ -22,6 +22,11 @@
 # cilksort  cilksort-lace N (Lace's own random input)      no (ditto)
 # skew, bpc: not in Lace's benchmarks: exit 3.
 #
+# --serial runs Lace's serial program of the workload instead (fib-seq,
+# queens-seq, uts-seq, matmul-seq, cilksort-seq: the same kernels, inputs and
+# "Time:", no runtime; knapsack has none: exit 3), as runtime "lace-serial" on
+# 1 worker: it tells how much of Lace's time is its kernels.
+#
 # "seconds" is the "Time:" Lace's program prints: the computation alone, with
 # the workers already started (crew's and the other peers' seconds include
 # start-up and shutdown of their workers). "rss_mb" is the peak RSS of the
@@ -34,15 +39,17 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LACE_BIN=${LACE_BIN:-$HERE/lace/bin}
 WORK=${LACE_WORK:-$HERE/lace/work} # cilksort-lace writes its input file into the current directory
 
-[[ $# -ge 1 ]] || { echo "usage: lace-bench <workload> [--workers N] [--n N]" >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: lace-bench <workload> [--workers N] [--n N] [--serial]" >&2; exit 2; }
 w=$1
 shift
 workers=$(nproc)
 n=""
+serial=false
 while (($#)); do
 	case $1 in
 	--workers) workers=$2; shift 2 ;;
 	--n) n=$2; shift 2 ;;
+	--serial) serial=true; shift ;;
 	*) echo "lace-bench: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -71,6 +78,16 @@ cilksort) n=${n:-10000000}; args=(cilksort-lace -w "$workers" "$n"); checked=fal
 *) exit 3 ;;
 esac
 
+runtime=lace
+if $serial; then
+	# the serial program: Lace's name with -seq, without "-w N"; fib-seq
+	# prints the bare number
+	[[ $w != knapsack ]] || exit 3
+	args=("${args[0]%-lace}-seq" "${args[@]:3}")
+	[[ $w != fib ]] || pattern='^([0-9]+)$'
+	runtime=lace-serial workers=1
+fi
+
 mkdir -p "$WORK"
 cd "$WORK"
 out=$(mktemp) rss=$(mktemp)
@@ -91,5 +108,5 @@ if [[ -n $pattern && $checked == true ]]; then
 		exit 1
 	fi
 fi
-printf '{"bench":"%s","runtime":"lace","workers":%s,"n":%s,"seconds":%s,"rss_mb":%.1f,"checked":%s}\n' \
-	"$w" "$workers" "$n" "$secs" "$(awk '{ print $1 / 1024 }' "$rss" | tail -1)" "$checked"
+printf '{"bench":"%s","runtime":"%s","workers":%s,"n":%s,"seconds":%s,"rss_mb":%.1f,"checked":%s}\n' \
+	"$w" "$runtime" "$workers" "$n" "$secs" "$(awk '{ print $1 / 1024 }' "$rss" | tail -1)" "$checked"
