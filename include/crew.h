@@ -488,7 +488,9 @@ typedef struct crew_frame {
  * task's; an `fn` that needs a deadline either way sets its own scope.
  * An `fn` run by crew_sync runs as the syncing task, on its stack (or, when
  * less than a quarter of the stack is free, as a task on a fiber of its own,
- * which sees the cancellation as a stolen `fn` does).
+ * which sees the cancellation as a stolen `fn` does, and, like it, starts
+ * with no deadline scope: so whether an `fn` synced under a scope gets its
+ * deadline depends on the stack depth of the sync, even on one worker).
  * Rules: every crew_fork is matched by one crew_sync of the same frame, in
  * the same task, in reverse order of the forks (the last forked is synced
  * first), and all before the task returns. Builds with CREW_DEBUG check it

@@ -254,6 +254,13 @@ static void frame_check_sync(crew__frame *f)
 {
 	crew__worker *w = crew__worker_current();
 	crew__stack *s = w && w->current ? (crew__stack *)w->current->fiber : NULL;
+	/* a task joined inline runs on its joiner's fiber: the count alone
+	 * would let it sync its joiner's frames (f->task: the fiber's task when
+	 * f was pushed, crew_fork) */
+	if (s && f->task != w->current)
+		crew__die("crew_sync(%p) in task '%s': frames must be synced by the task that "
+			  "forked them (this one was forked by another task)",
+			  (void *)f, w->current->name);
 	if (!s || s->forks == 0 || f->depth != s->forks)
 		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
 			  "forks, by the task that forked them (frame %u of %u outstanding)",

@@ -641,10 +641,32 @@ static void *unsynced_main(void *arg)
 	return NULL; /* returns with a frame outstanding: must abort */
 }
 
+/* A task joined inline runs on its joiner's fiber, where the per-fiber count
+ * alone saw nothing wrong with it syncing its joiner's frame: the abort came
+ * at its return, blaming "4294967295 forked frame(s) not synced". */
+static crew_frame joiners_frame;
+
+static void *sync_joiners_frame(void *arg)
+{
+	(void)arg;
+	return crew_sync(&joiners_frame); /* not its frame: must abort */
+}
+
+static void *foreign_sync_main(void *arg)
+{
+	(void)arg;
+	crew_fork(&joiners_frame, noop, NULL);
+	crew_task *t = crew_spawn(sync_joiners_frame, NULL);
+	crew_join(t, NULL); /* on 1 worker: runs t inline, on this fiber */
+	crew_sync(&joiners_frame);
+	return NULL;
+}
+
 Test(fork, debug_wrong_order_aborts, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_expect_abort(wrong_order_main, "sync out of order", "reverse order");
 	crewt_expect_abort(unsynced_main, "return with a frame", "not synced");
+	crewt_expect_abort(foreign_sync_main, "sync of another task's frame", "forked by another task");
 }
 #endif
 
