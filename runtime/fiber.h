@@ -27,6 +27,9 @@ typedef struct crew__fiber {
 	size_t size;       /* usable bytes */
 	void *tsan;        /* TSan's fiber handle */
 	void *asan_fake;   /* ASan's fake-stack save slot */
+#if defined(CREW_TSAN)
+	unsigned tsan_uses; /* entries since the handle was made (fiber.c) */
+#endif
 } crew__fiber;
 
 void crew__switch(void **save_sp, void *load_sp);

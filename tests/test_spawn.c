@@ -65,6 +65,41 @@ static void spawn_join_million(unsigned workers)
 	             atomic_load(&bodies_run));
 }
 
+/* ---- one stack, reused by task after task ---- */
+
+/* More tasks than TSan's shadow call stack has frames (64Ki): each task ran
+ * on the fiber its predecessor left, and under TSan the fiber kept a frame of
+ * every task that had ended on it, until TSan crashed (fiber.c). */
+#define REUSE_N 70000u
+
+static void *yield_once(void *arg)
+{
+	crew_yield(); /* suspends on its own fiber: not run inline by the join */
+	return arg;
+}
+
+static void *reuse_main(void *arg)
+{
+	(void)arg;
+	for (uintptr_t i = 0; i < REUSE_N; i++) {
+		crew_task *t = crew_spawn(yield_once, (void *)i);
+		if (!t)
+			return (void *)1;
+		crew_yield(); /* t starts, on the stack the last one left */
+		void *r = NULL;
+		if (crew_join(t, &r) != 0 || r != (void *)i)
+			return (void *)2;
+	}
+	return NULL;
+}
+
+Test(spawn, one_stack_reused_by_70k_tasks, .timeout = CREWT_TIMEOUT(120))
+{
+	void *res = (void *)3;
+	cr_assert_eq(crewt_run(1, reuse_main, NULL, &res), 0);
+	cr_expect_null(res, "task %p of the sequence failed", res);
+}
+
 Test(spawn, million_1_worker, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(1); }
 Test(spawn, million_2_workers, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(2); }
 Test(spawn, million_8_workers, .timeout = CREWT_TIMEOUT(120)) { spawn_join_million(8); }
