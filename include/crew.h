@@ -239,12 +239,14 @@ CREW_API int crew_run_with(const crew_config *cfg, crew_fn main, void *arg, void
  * child, see fork() above). Spawning costs no stack: the task gets one when
  * it starts (none at all when it is joined before it started).
  * Context: a task; or any other thread while crew_run is running. From a
- * thread that is not a worker, a spawn that races with the end of crew_run
+ * thread that is not a worker (a plain thread, or crew_offload's), a spawn
+ * fails with EPERM once main has returned (shutdown began: threads outside
+ * cannot keep crew_run from returning); one that races with main's return
  * either succeeds (then crew_run waits for the task: its body runs, and
- * sees -ECANCELED at its first suspension once shutdown has begun) or fails
- * with EPERM (the runtime already decided to stop); one before crew_run
- * is about to queue main fails with EPERM too (a thread that main starts can
- * always spawn).
+ * sees -ECANCELED at its first suspension) or fails with EPERM; one before
+ * crew_run is about to queue main fails with EPERM too (a thread that main
+ * starts can always spawn). Tasks may still spawn during shutdown (the
+ * children see -ECANCELED at their first suspension, as their parents do).
  * The macro form records the function's name for crew_task_name() and messages.
  */
 CREW_API crew_task *crew_spawn_named(crew_fn fn, void *arg, const char *name);

@@ -177,6 +177,82 @@ Test(lifecycle, stress_plain_spawn_vs_end, .timeout = CREWT_TIMEOUT(120))
 	free(r);
 }
 
+/* Plain threads that spawn without pause: once main returned, their spawns
+ * fail with EPERM, so crew_run returns. Before, the runtime stopped only
+ * when no task was left, which never happened while they went on (the cap
+ * below ends the old behaviour's run; then no spawner had seen EPERM). */
+#define FLOOD_THREADS 3
+#define FLOOD_CAP 100000
+
+typedef struct flood {
+	pthread_t thread[FLOOD_THREADS];
+	int fail_errno[FLOOD_THREADS];
+	atomic_int started;
+	atomic_long bodies;
+} flood;
+
+static flood *flood_of; /* the flooders' index comes from their argument */
+
+static void *flood_body(void *arg)
+{
+	(void)arg;
+	/* some microseconds of work: more than the spawners' pace, so the
+	 * workers never run out of queued tasks while the spawners go on */
+	for (volatile int i = 0; i < 20000; i++)
+		;
+	atomic_fetch_add_explicit(&flood_of->bodies, 1, memory_order_relaxed);
+	return NULL;
+}
+
+static void *flooder(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	atomic_fetch_add(&flood_of->started, 1);
+	flood_of->fail_errno[k] = 0;
+	for (int i = 0; i < FLOOD_CAP; i++) {
+		crew_task *t = crew_spawn(flood_body, NULL);
+		if (!t) {
+			flood_of->fail_errno[k] = errno;
+			if (errno != ENOMEM) /* ENOMEM: tasks wait for stacks; try again */
+				break;
+			continue;
+		}
+		crew_detach(t);
+	}
+	return NULL;
+}
+
+static void *flood_main(void *arg)
+{
+	flood *f = arg;
+	for (int k = 0; k < FLOOD_THREADS; k++)
+		if (pthread_create(&f->thread[k], NULL, flooder, (void *)(intptr_t)k) != 0)
+			return (void *)1;
+	/* not crew_yield: the queued tasks would run first, and main return
+	 * only after the flooders were done */
+	while (atomic_load(&f->started) < FLOOD_THREADS)
+		;
+	return NULL; /* the flooders go on */
+}
+
+Test(lifecycle, plain_spawners_cannot_hold_the_end, .timeout = CREWT_TIMEOUT(120))
+{
+	flood *f = calloc(1, sizeof(*f));
+	cr_assert(f);
+	flood_of = f;
+	void *res = (void *)2;
+	cr_assert_eq(crewt_run(2, flood_main, f, &res), 0);
+	cr_assert_null(res, "main could not start the flooding threads");
+	for (int k = 0; k < FLOOD_THREADS; k++) {
+		pthread_join(f->thread[k], NULL);
+		cr_expect_eq(f->fail_errno[k], EPERM,
+			     "flooder %d: last spawn failure errno %d (0: it never failed, and held "
+			     "crew_run until it stopped)",
+			     k, f->fail_errno[k]);
+	}
+	free(f);
+}
+
 Test(lifecycle, plain_thread_without_runtime)
 {
 	errno = 0;
