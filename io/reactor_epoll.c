@@ -41,8 +41,21 @@
 uint64_t crew_now(void);
 
 /* crew__io_op.be_flags; EP_FD2: parked on op->fd2 (splice, sendfile); EP_PRI:
- * a crew_poll for POLLPRI (TCP urgent data wakes EPOLLPRI, not EPOLLIN) */
-enum { EP_IN = 1, EP_OUT = 2, EP_CONNECTING = 4, EP_NOWAIT_NO = 8, EP_FD2 = 16, EP_PRI = 32 };
+ * a crew_poll for POLLPRI (TCP urgent data wakes EPOLLPRI, not EPOLLIN);
+ * EP_RDHUP: one for POLLRDHUP; EP_POLL: a crew_poll, which waits for what it
+ * asked and nothing else (for POLLRDHUP alone, or no event at all: errors
+ * and hang-ups, EPOLLIN armed instead woke it for every byte unread and
+ * the worker spun) */
+enum {
+	EP_IN = 1,
+	EP_OUT = 2,
+	EP_CONNECTING = 4,
+	EP_NOWAIT_NO = 8,
+	EP_FD2 = 16,
+	EP_PRI = 32,
+	EP_RDHUP = 64,
+	EP_POLL = 128,
+};
 
 typedef struct ep_fd {
 	crew__io_op *head; /* ops parked on this fd, FIFO */
@@ -290,8 +303,10 @@ static int ep_arm(crew__epoll *e, int fd, ep_fd *s)
 	uint32_t want = 0;
 	for (crew__io_op *p = s->head; p; p = p->next)
 		want |= (p->be_flags & EP_IN ? EPOLLIN : 0) | (p->be_flags & EP_OUT ? EPOLLOUT : 0) |
-			(p->be_flags & EP_PRI ? EPOLLPRI : 0);
-	if (!want)
+			(p->be_flags & EP_PRI ? EPOLLPRI : 0) | (p->be_flags & EP_RDHUP ? EPOLLRDHUP : 0);
+	/* none wanted: a crew_poll for errors and hang-ups only (epoll always
+	 * reports them) */
+	if (!s->head)
 		return 0;
 	struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.u64 = (uint64_t)fd };
 	int rc = epoll_ctl(e->epfd, s->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
@@ -311,9 +326,10 @@ static int ep_arm(crew__epoll *e, int fd, ep_fd *s)
 static int ep_park(crew__epoll *e, crew__io_op *op, int res)
 {
 	if (op->kind == CREW_IO_POLL) /* whatever the caller asked for */
-		op->be_flags |= (op->flags & POLLIN ? EP_IN : 0) | (op->flags & POLLOUT ? EP_OUT : 0) |
-				(op->flags & POLLPRI ? EP_PRI : 0);
-	if (!(op->be_flags & (EP_IN | EP_OUT | EP_PRI)))
+		op->be_flags |= EP_POLL | (op->flags & (POLLIN | POLLRDNORM) ? EP_IN : 0) |
+				(op->flags & (POLLOUT | POLLWRNORM) ? EP_OUT : 0) |
+				(op->flags & POLLPRI ? EP_PRI : 0) | (op->flags & POLLRDHUP ? EP_RDHUP : 0);
+	if (!(op->be_flags & (EP_IN | EP_OUT | EP_PRI | EP_POLL)))
 		ep_set_wait(op, res);
 	int fd = ep_op_fd(op);
 	/* past the table: an fd that is not open must not grow it (zeroed
@@ -396,7 +412,8 @@ static void ep_dispatch(crew__epoll *e, int fd, uint32_t events)
 		crew__io_op *op = *pp;
 		bool want = all || ((op->be_flags & EP_IN) && (events & EPOLLIN)) ||
 			    ((op->be_flags & EP_PRI) && (events & EPOLLPRI)) ||
-			    ((op->be_flags & EP_OUT) && (events & EPOLLOUT));
+			    ((op->be_flags & EP_OUT) && (events & EPOLLOUT)) ||
+			    ((op->be_flags & EP_RDHUP) && (events & EPOLLRDHUP));
 		int res = want ? ep_try(e, op, true) : CREW_IO_WAIT_IN;
 		if (crew__io_waiting(res)) {
 			if (want && op->kind != CREW_IO_POLL) {

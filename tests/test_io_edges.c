@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -246,6 +247,60 @@ static void *urgent_data(void *arg)
 }
 
 IO_TEST(urgent_data_wakes_poll, 1, urgent_data, NULL)
+
+/* crew_poll for POLLRDHUP, and for no event (errors and hang-ups only),
+ * while a byte sits unread on the fd: each waits quietly for its event. On
+ * epoll they armed EPOLLIN, which the unread byte raised again and again:
+ * the worker spun for the whole wait (0.5 s of CPU in a 0.5 s wait). */
+static int quiet_sv[2];
+
+static void *poll_for(void *arg)
+{
+	return (void *)(intptr_t)crew_poll(quiet_sv[0], (short)(intptr_t)arg);
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+	       (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+static void *poll_waits_quietly(void *arg)
+{
+	(void)arg;
+	static const short events[] = { POLLRDHUP, 0 };
+	for (int k = 0; k < 2; k++) {
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, quiet_sv) == 0, "socketpair");
+		CHECK(write(quiet_sv[1], "x", 1) == 1, "write");
+		crew_task *t = crew_spawn(poll_for, (void *)(intptr_t)events[k]);
+		CHECK(t, "spawn");
+		CHECK(crewt_wait_suspended(t), "poll(%#x) did not wait", events[k]);
+		double c0 = cpu_seconds();
+		CHECK(crew_sleep(200 * CREWT_MS) == 0, "sleep");
+		double used = cpu_seconds() - c0;
+		/* RDHUP: the peer shuts its side; no event: it closes (a hang-up) */
+		if (events[k] == POLLRDHUP)
+			CHECK(shutdown(quiet_sv[1], SHUT_WR) == 0, "shutdown");
+		else
+			CHECK(close(quiet_sv[1]) == 0, "close");
+		void *r = NULL;
+		CHECK(crew_join(t, &r) == 0, "join");
+		intptr_t rc = (intptr_t)r;
+		CHECK(rc > 0 && (rc & (events[k] ? events[k] : POLLHUP)), "poll(%#x): %#lx", events[k],
+		      (long)rc);
+		/* the process's CPU time, not a speed: a spinning worker uses most
+		 * of the 200 ms whatever the machine's load, a waiting one none */
+		CHECK(used < 0.1, "poll(%#x) used %.3f s of CPU in a 0.2 s wait", events[k], used);
+		close(quiet_sv[0]);
+		if (events[k] == POLLRDHUP)
+			close(quiet_sv[1]);
+	}
+	return NULL;
+}
+
+IO_TEST(poll_without_pollin_waits_quietly, 1, poll_waits_quietly, NULL)
 
 /*
  * 300 receives complete at once on a ring of 8 entries (a CQ of 16), while
