@@ -254,6 +254,39 @@ static bool uring_step(const crew__io_op *op, int res)
 	return res == -EAGAIN && op->kind == CREW_IO_SPLICE;
 }
 
+/*
+ * -EAGAIN that is not an answer: io_uring waits for an O_NONBLOCK pipe or
+ * socket to be ready (a poll, then the attempt again), but after polls that
+ * lost their data to another reader of the same fd it hands the attempt to
+ * a worker thread of its own, where the O_NONBLOCK file says -EAGAIN, and
+ * passes that on: 100-700 per run of 8 tasks reading one pipe a byte at a
+ * time. Nothing was transferred, so the op goes to the kernel again. Not
+ * for a MSG_DONTWAIT call (its -EAGAIN is the answer) nor a connect (-EAGAIN
+ * there means no local port).
+ */
+static bool uring_again(const crew__io_op *op, int res)
+{
+	/* (a cancelled one goes through the retry list too: it ends
+	 * -ECANCELED there) */
+	if (res != -EAGAIN || (op->be_flags & CREW_URING_EMULATED))
+		return false;
+	switch (op->kind) {
+	case CREW_IO_READ:
+	case CREW_IO_WRITE:
+	case CREW_IO_READV:
+	case CREW_IO_WRITEV:
+	case CREW_IO_ACCEPT:
+		return true;
+	case CREW_IO_RECV:
+	case CREW_IO_SEND:
+	case CREW_IO_RECVMSG:
+	case CREW_IO_SENDMSG:
+		return !(op->flags & MSG_DONTWAIT);
+	default:
+		return false;
+	}
+}
+
 static int uring_submit(crew__reactor *r, crew__io_op *op)
 {
 	crew__uring *u = r->impl;
@@ -360,6 +393,10 @@ static int uring_reap(crew__reactor *r, crew__uring *u)
 			if (CREW_UNLIKELY(uring_step(op, res))) {
 				op->next = u->retry; /* tried once the CQ is consumed */
 				u->retry = op;
+			} else if (CREW_UNLIKELY(uring_again(op, res))) {
+				op->be_flags |= CREW_URING_AGAIN;
+				op->next = u->retry; /* queued once the CQ is consumed */
+				u->retry = op;
 			} else {
 				crew__io_complete(op, res);
 			}
@@ -372,10 +409,14 @@ static int uring_reap(crew__reactor *r, crew__uring *u)
 	while (CREW_UNLIKELY(u->retry != NULL)) {
 		crew__io_op *op = u->retry;
 		u->retry = op->next;
-		if (op->be_flags & CREW_URING_CANCELLING)
+		if (op->be_flags & CREW_URING_CANCELLING) {
 			crew__io_complete(op, -ECANCELED);
-		else
+		} else if (op->be_flags & CREW_URING_AGAIN) {
+			op->be_flags &= ~(uint32_t)CREW_URING_AGAIN;
+			uring_queue(r, u, op);
+		} else {
 			uring_emul_step(r, u, op);
+		}
 	}
 	return n;
 }

@@ -18,7 +18,8 @@ enum { CREW_UD_WAKE = 1, CREW_UD_TIMEOUT = 2, CREW_UD_CANCEL = 3 };
  * (nowait.c) between polls of its fd (reactor_uring.c); POLL_*: what the
  * next poll waits for; CANCELLING: a cancel was asked for (an emulated op
  * is not armed again); FD_CANCELLED: a close whose cancel of the ring's
- * other requests on its fd has been queued (reactor_uring.c, uring_close). */
+ * other requests on its fd has been queued (reactor_uring.c, uring_close);
+ * AGAIN: its -EAGAIN was not an answer, it goes to the kernel again. */
 enum {
 	CREW_URING_BACKLOG = 1,
 	CREW_URING_EMULATED = 2,
@@ -26,6 +27,7 @@ enum {
 	CREW_URING_POLL_FD2 = 8, /* on op->fd2, else op->fd */
 	CREW_URING_CANCELLING = 16,
 	CREW_URING_FD_CANCELLED = 32,
+	CREW_URING_AGAIN = 64, /* to the kernel again after its -EAGAIN (reap) */
 };
 
 typedef struct crew__uring {
