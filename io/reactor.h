@@ -85,6 +85,8 @@ typedef struct crew__io_op {
 	uint32_t seq;              /* the task's wait (wait.h) */
 	uint32_t done;             /* atomic: 1 once complete; the record may go */
 	int32_t res;               /* the result; valid once done */
+	uint32_t be_seq;           /* backend's: io_uring, its ring's count of closes
+				    * when the op was submitted */
 	struct crew__worker *home; /* the worker whose reactor owns it */
 	/* owned by the home worker's backend */
 	struct crew__io_op *next;

@@ -137,8 +137,11 @@ static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op
  * other requests on fd are cancelled first (IORING_ASYNC_CANCEL_FD, 5.19+,
  * in the same submission and before the close, which the kernel issues in
  * order; it looks fd up when it runs). They end with -EBADF, as on epoll
- * (uring_reap). false: no SQE for the cancel now; the close waits on the
- * backlog and comes here again.
+ * (uring_reap). The kernel matches the file, not the number: requests on
+ * another fd of the same file (a dup) are cancelled too. The close is
+ * recorded (closed_fd) so that the reap tells them apart: such a request
+ * goes to the kernel again (uring_closed_since). false: no SQE for the
+ * cancel now; the close waits on the backlog and comes here again.
  */
 static bool uring_close_cancels(crew__reactor *r, crew__uring *u, crew__io_op *op)
 {
@@ -150,6 +153,7 @@ static bool uring_close_cancels(crew__reactor *r, crew__uring *u, crew__io_op *o
 	io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, CREW_UD_CANCEL);
 	op->be_flags |= CREW_URING_FD_CANCELLED;
+	u->closed_fd[u->closes++ & (CREW_URING_CLOSES - 1)] = op->fd;
 	r->pending++;
 	return true;
 }
@@ -287,10 +291,29 @@ static bool uring_again(const crew__io_op *op, int res)
 	}
 }
 
+/* op ended -ECANCELED without its task asking: was that the cancel of a
+ * crew_close of its own fd (one after op was submitted), or of another fd
+ * of the same file? When more closes came since than are recorded, it
+ * cannot tell: the close's (-EBADF, as before). */
+static bool uring_closed_since(const crew__uring *u, const crew__io_op *op)
+{
+	uint32_t since = u->closes - op->be_seq;
+	if (since > CREW_URING_CLOSES)
+		return true;
+	for (uint32_t i = 0; i < since; i++) {
+		int fd = u->closed_fd[(op->be_seq + i) & (CREW_URING_CLOSES - 1)];
+		if (fd == op->fd || (fd == op->fd2 && (op->kind == CREW_IO_SPLICE ||
+						       op->kind == CREW_IO_SENDFILE)))
+			return true;
+	}
+	return false;
+}
+
 static int uring_submit(crew__reactor *r, crew__io_op *op)
 {
 	crew__uring *u = r->impl;
 	op->be_flags = 0;
+	op->be_seq = u->closes;
 	if (CREW_UNLIKELY(u->emulated & (1u << op->kind)))
 		uring_emul_step(r, u, op); /* tried at once, as the epoll backend does */
 	else
@@ -385,15 +408,20 @@ static int uring_reap(crew__reactor *r, crew__uring *u)
 		default: {
 			crew__io_op *op = (crew__io_op *)(uintptr_t)cqe->user_data;
 			int res = cqe->res == -URING_ERESTARTSYS ? -EINTR : cqe->res;
-			/* cancelled, but not by its task: a crew_close of its fd */
-			if (CREW_UNLIKELY(res == -ECANCELED) && !(op->be_flags & CREW_URING_CANCELLING))
+			/* cancelled, but not by its task: a crew_close of its fd,
+			 * or of another fd of the same file (then, nothing done,
+			 * it goes to the kernel again) */
+			bool other_fd = false;
+			if (CREW_UNLIKELY(res == -ECANCELED) && !(op->be_flags & CREW_URING_CANCELLING)) {
+				other_fd = !uring_closed_since(u, op);
 				res = -EBADF;
+			}
 			if (CREW_UNLIKELY(u->ncancel))
 				uring_forget_cancel(u, cqe->user_data);
 			if (CREW_UNLIKELY(uring_step(op, res))) {
 				op->next = u->retry; /* tried once the CQ is consumed */
 				u->retry = op;
-			} else if (CREW_UNLIKELY(uring_again(op, res))) {
+			} else if (CREW_UNLIKELY(other_fd || uring_again(op, res))) {
 				op->be_flags |= CREW_URING_AGAIN;
 				op->next = u->retry; /* queued once the CQ is consumed */
 				u->retry = op;

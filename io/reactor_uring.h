@@ -30,6 +30,8 @@ enum {
 	CREW_URING_AGAIN = 64, /* to the kernel again after its -EAGAIN (reap) */
 };
 
+#define CREW_URING_CLOSES 64 /* power of two */
+
 typedef struct crew__uring {
 	struct io_uring ring;
 	int wake_fd;
@@ -45,6 +47,11 @@ typedef struct crew__uring {
 	size_t ncancel, cancel_cap;
 	uint32_t emulated;          /* 1 << kind: kinds run as emulated ops */
 	crew__io_op *retry;         /* emulated ops to try again after a reap */
+	/* the fds of the last CREW_URING_CLOSES crew_closes, and their numbers
+	 * in the count of closes: which ops a close's cancel was for (see
+	 * uring_close_cancels) */
+	uint32_t closes;
+	int closed_fd[CREW_URING_CLOSES];
 } crew__uring;
 
 /* Tests: kinds to run as emulated ops as if the kernel lacked their opcode

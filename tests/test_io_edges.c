@@ -54,6 +54,35 @@ static void *close_ends_recv(void *arg)
 
 IO_TEST_EMUL(close_ends_pending_recv, 1, close_ends_recv, NULL)
 
+/* ...but not a receive on another fd of the same socket (a dup): io_uring's
+ * cancel by fd matches the file, and ended it with -EBADF too. It still
+ * gets its data, and the receive on the closed fd still ends. */
+static void *close_spares_dup(void *arg)
+{
+	(void)arg;
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	int d = dup(sv[0]);
+	CHECK(d >= 0, "dup");
+	crewt_blocked on_dup = { .fd = d }, on_fd = { .fd = sv[0] };
+	crew_task *t = crewt_spawn_blocked(crewt_recv_blocked, &on_dup);
+	CHECK(t, "the reader of the dup did not block");
+	crew_task *u = crewt_spawn_blocked(crewt_recv_blocked, &on_fd);
+	CHECK(u, "the reader of the fd did not block");
+	int rc = crew_close(sv[0]);
+	CHECK(rc == 0, "close: %d", rc);
+	CHECK(crew_join(u, NULL) == 0, "join");
+	CHECK(on_fd.rc == -EBADF, "the receive on the closed fd ended with %zd", on_fd.rc);
+	CHECK(write(sv[1], "hi", 2) == 2, "write");
+	CHECK(crew_join(t, NULL) == 0, "join");
+	CHECK(on_dup.rc == 2, "the receive on the dup ended with %zd, not its 2 bytes", on_dup.rc);
+	close(d);
+	close(sv[1]);
+	return NULL;
+}
+
+IO_TEST_EMUL(close_spares_a_dup, 1, close_spares_dup, NULL)
+
 /* MSG_DONTWAIT: -EAGAIN where the call would wait, as recv(2) and send(2)
  * (the epoll backend waited). */
 static void *dontwait(void *arg)
