@@ -140,8 +140,11 @@ CREW_API int crew_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
  * `fd` end with their own result or -EBADF (on io_uring this needs Linux
  * 5.19's cancel by fd; before it they go on waiting); operations of other
  * workers' tasks on `fd` should be cancelled (and their calls returned)
- * before the close.
- * The fd is closed even when -EINTR/-EIO is returned.
+ * before the close. Operations on another fd of the same file (a dup) go on.
+ * The fd is closed even when -EINTR/-EIO is returned. In a cancelled task,
+ * or past a deadline scope's end, crew_close returns -ECANCELED or
+ * -ETIMEDOUT at once and the fd stays open (as any call there): cleanup
+ * code that runs then should close with close(2).
  */
 CREW_API int crew_close(int fd);
 /** crew_openat - openat(2): a new fd the caller owns; -ENOENT, -EACCES... */
