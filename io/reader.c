@@ -89,6 +89,8 @@ ssize_t crew_reader_read(crew_reader *r, void *dst, size_t len)
 {
 	if (!r || !r->buf || (!dst && len))
 		return -EINVAL;
+	if (len == 0) /* as crew_read: nothing to wait for (it waited for data) */
+		return 0;
 	size_t have = r->end - r->start;
 	if (have == 0) {
 		if (len >= r->cap) /* large read: straight into dst */

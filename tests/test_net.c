@@ -330,6 +330,16 @@ static void *reader_too_long(void *p)
 		msg = "the buffered bytes were not kept";
 	else if (crew_reader_read(&r, rest, 5) != 5 || memcmp(rest, "efgh\n", 5) != 0)
 		msg = "the rest was not read";
+	else {
+		/* nothing buffered, nothing sent, the peer open: a read of 0
+		 * bytes returns 0 at once, as read(2) (it waited for data) */
+		crew_deadline d;
+		crew_deadline_push(&d, crew_now() + 5 * CREWT_SEC);
+		ssize_t z = crew_reader_read(&r, rest, 0);
+		crew_deadline_pop(&d);
+		if (z != 0)
+			msg = "a read of 0 bytes waited for data";
+	}
 	crew_reader_fini(&r);
 	close(sv[0]);
 	close(sv[1]);

@@ -271,8 +271,8 @@ CREW_API void crew_reader_fini(crew_reader *r);
 CREW_API ssize_t crew_reader_read_until(crew_reader *r, int delim, char **out);
 /**
  * crew_reader_read - up to `len` bytes: buffered ones first, else one read
- * (straight into `dst` when `len` >= cap). 0 at end of file; crew_read's
- * errors. Context: a task.
+ * (straight into `dst` when `len` >= cap). 0 at end of file (and at once
+ * when `len` is 0, as read(2)); crew_read's errors. Context: a task.
  */
 CREW_API ssize_t crew_reader_read(crew_reader *r, void *dst, size_t len);
 /** crew_reader_buffered - bytes read from the fd but not yet returned. */
