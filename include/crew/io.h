@@ -85,7 +85,10 @@ CREW_API ssize_t crew_writev(int fd, const struct iovec *iov, int iovcnt);
  * shut down. MSG_DONTWAIT: -EAGAIN instead of waiting, on both backends. A
  * MSG_WAITALL receive that ends early (cancel, deadline, close, error) after
  * a part came returns the part. `len` above 2 GiB - 4 KiB is cut to it, as
- * read(2) cuts it.
+ * read(2) cuts it. One difference from recv(2): MSG_WAITALL on a
+ * SOCK_SEQPACKET socket gathers several records until `len` is full, as
+ * io_uring's receive does (on both backends, for one behaviour), where
+ * recv(2) returns one record.
  */
 CREW_API ssize_t crew_recv(int fd, void *buf, size_t len, int flags);
 /** crew_send - send(2) with `flags` (MSG_NOSIGNAL...): a count, possibly partial. */
