@@ -260,11 +260,13 @@ static bool uring_step(const crew__io_op *op, int res)
 
 /*
  * -EAGAIN that is not an answer: io_uring waits for an O_NONBLOCK pipe or
- * socket to be ready (a poll, then the attempt again), but after polls that
- * lost their data to another reader of the same fd it hands the attempt to
- * a worker thread of its own, where the O_NONBLOCK file says -EAGAIN, and
- * passes that on: 100-700 per run of 8 tasks reading one pipe a byte at a
- * time. Nothing was transferred, so the op goes to the kernel again. Not
+ * socket to be ready (a poll, then the attempt again), yet when several
+ * readers share the fd it sometimes passes on the file's -EAGAIN (likely:
+ * after polls that lost their data to another reader it hands the attempt
+ * to a worker thread of its own, where the O_NONBLOCK file says so): 100-700
+ * per run of 8 tasks reading one pipe a byte at a time, never with blocking
+ * fds or one reader. Nothing was transferred, so the op goes to the kernel
+ * again. Not
  * for a MSG_DONTWAIT call (its -EAGAIN is the answer) nor a connect (-EAGAIN
  * there means no local port).
  */
