@@ -19,10 +19,11 @@
  *
  * Emulated ops: sendfile (io_uring has no opcode for it; two splices through
  * a pipe would need a pipe per call and strand bytes in it when the second
- * one fails or is cancelled), the kinds whose opcode the kernel lacks (the
- * probe, reactor_uring_setup.c), and a splice the kernel answered -EAGAIN
- * (an O_NONBLOCK pipe or socket: io_uring does not wait for readiness on a
- * splice). Such an op runs as the epoll backend runs it: a non-blocking
+ * one fails or is cancelled), splice (io_uring's waits in its own worker
+ * thread holding the pipe's lock, which can put crew's worker thread to
+ * sleep in a write to that pipe: reactor_uring_setup.c), and the kinds
+ * whose opcode the kernel lacks (the probe). Such an op runs as the epoll
+ * backend runs it: a non-blocking
  * attempt on this thread (nowait.c), and while its fd is not ready, an
  * IORING_OP_POLL_ADD for it under the op's own user_data, whose completion
  * means "try again" (after the reap: the retry list). A cancel finds the poll
@@ -250,12 +251,11 @@ static void uring_emul_step(crew__reactor *r, crew__uring *u, crew__io_op *op)
 }
 
 /* A completion that is a step of op, not its end: its poll found the fd
- * ready (an emulated op), or a splice met an O_NONBLOCK fd (-EAGAIN). */
+ * ready (an emulated op). */
 static bool uring_step(const crew__io_op *op, int res)
 {
-	if (op->be_flags & CREW_URING_EMULATED)
-		return res >= 0; /* revents; an error (-ECANCELED, -EBADF) ends it */
-	return res == -EAGAIN && op->kind == CREW_IO_SPLICE;
+	/* revents; an error (-ECANCELED, -EBADF) ends it */
+	return (op->be_flags & CREW_URING_EMULATED) && res >= 0;
 }
 
 /*

@@ -13,8 +13,13 @@ uint32_t crew__uring_force_emulate;
 _Static_assert(CREW_IO_KINDS <= 32, "crew__uring.emulated holds a bit per kind");
 
 /* The kinds this ring runs as emulated ops (reactor_uring.c): sendfile, which
- * has no opcode, and those whose opcode the kernel lacks (Linux 5.6 has no
- * SPLICE, 5.10 no SHUTDOWN; no probe at all: assume none of them). */
+ * has no opcode; splice, whose opcode waits in io_uring's worker thread
+ * holding the pipe's lock (a pipe-to-socket splice waiting for room in the
+ * socket), so that a write to that pipe, which io_uring issues inline, put
+ * the worker thread itself to sleep in io_uring_enter, for ever when the
+ * task that drains the socket ran on that worker; and those whose opcode
+ * the kernel lacks (Linux 5.10 has no SHUTDOWN; no probe at all: assume
+ * none of them). */
 static uint32_t uring_emulated_kinds(struct io_uring *ring)
 {
 	static const struct {
@@ -23,9 +28,9 @@ static uint32_t uring_emulated_kinds(struct io_uring *ring)
 	} ops[] = {
 		{ CREW_IO_FSYNC, IORING_OP_FSYNC },       { CREW_IO_RECVMSG, IORING_OP_RECVMSG },
 		{ CREW_IO_SENDMSG, IORING_OP_SENDMSG },   { CREW_IO_SHUTDOWN, IORING_OP_SHUTDOWN },
-		{ CREW_IO_STATX, IORING_OP_STATX },       { CREW_IO_SPLICE, IORING_OP_SPLICE },
+		{ CREW_IO_STATX, IORING_OP_STATX },
 	};
-	uint32_t kinds = 1u << CREW_IO_SENDFILE;
+	uint32_t kinds = 1u << CREW_IO_SENDFILE | 1u << CREW_IO_SPLICE;
 	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (!probe || !io_uring_opcode_supported(probe, ops[i].opcode))

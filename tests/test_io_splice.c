@@ -325,6 +325,70 @@ static void *sendfile_waits(void *arg)
 	return NULL;
 }
 
+/* A task splices a pipe into a socket that nobody drains yet, while another
+ * task of the same worker writes that pipe and drains the socket (its waits
+ * bounded by 20 ms deadlines). io_uring's splice waited for room in its own
+ * worker thread holding the pipe's lock; the write, issued inline, then put
+ * crew's worker thread to sleep in io_uring_enter for ever. */
+#define BESIDE_TOTAL (1u << 20)
+static int beside_pipe[2], beside_sock[2];
+
+static void *beside_splicer(void *arg)
+{
+	(void)arg;
+	size_t moved = 0;
+	while (moved < BESIDE_TOTAL) {
+		ssize_t n = crew_splice(beside_pipe[0], NULL, beside_sock[1], NULL, BESIDE_TOTAL - moved, 0);
+		if (n <= 0)
+			return (void *)(intptr_t)(n ? n : -EIO);
+		moved += (size_t)n;
+	}
+	return NULL;
+}
+
+static void *splice_beside_writes(void *arg)
+{
+	(void)arg;
+	static char buf[65536];
+	memset(buf, 'x', sizeof buf);
+	CHECK(pipe2(beside_pipe, O_CLOEXEC) == 0, "pipe");
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, beside_sock) == 0, "socketpair");
+	crew_task *t = crew_spawn(beside_splicer, NULL);
+	CHECK(t, "spawn");
+	size_t written = 0, got = 0;
+	while (got < BESIDE_TOTAL) {
+		crew_deadline d;
+		bool wrote = false;
+		if (written < BESIDE_TOTAL) {
+			size_t len = BESIDE_TOTAL - written < sizeof buf ? BESIDE_TOTAL - written : sizeof buf;
+			crew_deadline_push(&d, crew_now() + 20 * CREWT_MS);
+			ssize_t n = crew_write(beside_pipe[1], buf, len);
+			crew_deadline_pop(&d);
+			CHECK(n > 0 || n == -ETIMEDOUT, "write: %zd", n);
+			if (n > 0) {
+				written += (size_t)n;
+				wrote = true;
+			}
+		}
+		if (wrote && written - got < 400000)
+			continue; /* let data pile up: the socket fills, the splice waits */
+		crew_deadline_push(&d, crew_now() + 20 * CREWT_MS);
+		ssize_t n = crew_read(beside_sock[0], buf, sizeof buf);
+		crew_deadline_pop(&d);
+		CHECK(n > 0 || n == -ETIMEDOUT, "read: %zd", n);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	void *r = (void *)1;
+	CHECK(crew_join(t, &r) == 0 && r == NULL, "the splicer ended with %zd", (ssize_t)(intptr_t)r);
+	for (int i = 0; i < 2; i++) {
+		close(beside_pipe[i]);
+		close(beside_sock[i]);
+	}
+	return NULL;
+}
+
+IO_TEST_EMUL(splice_beside_writes, 1, splice_beside_writes, NULL)
 IO_TEST_EMUL(splice_copy, 2, splice_copy, NULL)
 IO_TEST_EMUL(splice_waits, 2, splice_waits, NULL)
 IO_TEST_EMUL(sendfile_socket, 2, sendfile_socket, NULL)
