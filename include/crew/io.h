@@ -29,7 +29,9 @@
  * (a plain read after readiness could block the worker if another thread
  * drains the fd first). Both backends run crew_sendfile that way (io_uring
  * has no sendfile operation): the file is read on the worker's thread, and
- * the task waits for room on out_fd. crew_splice and crew_sendfile make
+ * the task waits for room on out_fd; and crew_splice (io_uring's splice
+ * waits in a kernel thread holding the pipe's lock, so that a write to that
+ * pipe could block the worker's thread). crew_splice and crew_sendfile make
  * their fds O_NONBLOCK for the duration of each attempt there, as accept
  * and connect do with epoll (another thread sharing such an fd may see
  * EAGAIN meanwhile).
