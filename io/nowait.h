@@ -30,16 +30,22 @@ static inline bool crew__io_waiting(int res)
 	return res <= CREW_IO_WAIT_IN && res >= CREW_IO_WAIT_OUT2;
 }
 
-/* A socket call asked not to wait (MSG_DONTWAIT: recv, send, recvmsg,
- * sendmsg): its "would block" is -EAGAIN, as recv(2)'s, not a wait. The
- * backends that run an attempt themselves (epoll; io_uring's emulated
- * opcodes) pass every attempt's result through this; io_uring's own
- * opcodes honour the flag in the kernel. */
-static inline int crew__io_dontwait(const crew__io_op *op, int res)
+/* A socket call that asked not to wait (MSG_DONTWAIT: recv, send, recvmsg,
+ * sendmsg): its "would block" is -EAGAIN, as recv(2)'s, not a wait. */
+static inline bool crew__io_no_wait(const crew__io_op *op)
 {
 	bool msg_call = op->kind == CREW_IO_RECV || op->kind == CREW_IO_SEND ||
 			op->kind == CREW_IO_RECVMSG || op->kind == CREW_IO_SENDMSG;
-	return msg_call && (op->flags & MSG_DONTWAIT) && crew__io_waiting(res) ? -EAGAIN : res;
+	return msg_call && (op->flags & MSG_DONTWAIT);
+}
+
+/* The backends that run an attempt themselves (epoll; io_uring's emulated
+ * opcodes) pass every attempt's result through this; io_uring's own
+ * opcodes honour the flag in the kernel (and reactor_uring.c's uring_again
+ * leaves their -EAGAIN alone). */
+static inline int crew__io_dontwait(const crew__io_op *op, int res)
+{
+	return crew__io_no_wait(op) && crew__io_waiting(res) ? -EAGAIN : res;
 }
 
 /* The fd a wait result names. */

@@ -120,11 +120,8 @@ static void uring_prep(crew__uring *u, struct io_uring_sqe *sqe, crew__io_op *op
 	case CREW_IO_STATX:
 		io_uring_prep_statx(sqe, op->fd, op->buf, op->flags, op->mode, op->out);
 		break;
-	case CREW_IO_SPLICE: /* UINT64_MAX offsets are -1: none */
-		io_uring_prep_splice(sqe, op->fd, (int64_t)op->off, op->fd2, (int64_t)op->off2,
-				     uring_len(op->len), (unsigned)op->flags);
-		break;
-	case CREW_IO_SENDFILE: /* never here: always emulated (u->emulated) */
+	case CREW_IO_SPLICE:   /* never here: always emulated (u->emulated, */
+	case CREW_IO_SENDFILE: /* reactor_uring_setup.c) */
 	case CREW_IO_KINDS:
 		io_uring_prep_nop(sqe);
 		break;
@@ -266,15 +263,14 @@ static bool uring_step(const crew__io_op *op, int res)
  * to a worker thread of its own, where the O_NONBLOCK file says so): 100-700
  * per run of 8 tasks reading one pipe a byte at a time, never with blocking
  * fds or one reader. Nothing was transferred, so the op goes to the kernel
- * again. Not
- * for a MSG_DONTWAIT call (its -EAGAIN is the answer) nor a connect (-EAGAIN
- * there means no local port).
+ * again. Not for a MSG_DONTWAIT call (its -EAGAIN is the answer) nor a
+ * connect (-EAGAIN there means no local port).
  */
 static bool uring_again(const crew__io_op *op, int res)
 {
 	/* (a cancelled one goes through the retry list too: it ends
 	 * -ECANCELED there) */
-	if (res != -EAGAIN || (op->be_flags & CREW_URING_EMULATED))
+	if (res != -EAGAIN || (op->be_flags & CREW_URING_EMULATED) || crew__io_no_wait(op))
 		return false;
 	switch (op->kind) {
 	case CREW_IO_READ:
@@ -282,12 +278,11 @@ static bool uring_again(const crew__io_op *op, int res)
 	case CREW_IO_READV:
 	case CREW_IO_WRITEV:
 	case CREW_IO_ACCEPT:
-		return true;
 	case CREW_IO_RECV:
 	case CREW_IO_SEND:
 	case CREW_IO_RECVMSG:
 	case CREW_IO_SENDMSG:
-		return !(op->flags & MSG_DONTWAIT);
+		return true;
 	default:
 		return false;
 	}

@@ -1,6 +1,6 @@
 /*
- * crew_splice and crew_sendfile on every backend, and on io_uring emulating
- * splice (IO_TEST_EMUL, io_helpers.h; io_uring always emulates sendfile):
+ * crew_splice and crew_sendfile on every backend (io_uring always runs both
+ * as emulated ops; IO_TEST_EMUL's forced emulation changes nothing for them):
  * a file copied file -> pipe -> file with offsets and with file positions,
  * splices that wait for data or for room (blocking and O_NONBLOCK pipes), a
  * file sent to a socket whose reader compares the bytes, a sendfile that
