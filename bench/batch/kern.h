@@ -521,14 +521,13 @@ static inline long kern_lower_bound(const kern_elm *b, long nb, kern_elm v)
 	return lo;
 }
 
-/* Whether a merge of runs of na >= nb elements runs serially: Cilk's test,
- * on the shorter run only, so the last splits leave serial merges of up to
- * a few times 2 * KERN_SORT_MERGE elements (each split halves the longer
- * run and takes the matching part of the shorter). */
-static inline bool kern_merge_is_small(long na, long nb)
+/* Whether a merge whose shorter run has `shorter` elements runs serially:
+ * Cilk's test, on the shorter run only, so the last splits leave serial
+ * merges of up to a few times 2 * KERN_SORT_MERGE elements (each split
+ * halves the longer run and takes the matching part of the shorter). */
+static inline bool kern_merge_is_small(long shorter)
 {
-	(void)na;
-	return nb <= KERN_SORT_MERGE;
+	return shorter <= KERN_SORT_MERGE;
 }
 
 /* The step every parallel merge shares: make *a the longer run; merge
@@ -545,7 +544,7 @@ static inline bool kern_merge_split(const kern_elm **a, long *na, const kern_elm
 		*na = *nb;
 		*nb = tn;
 	}
-	if (kern_merge_is_small(*na, *nb)) {
+	if (kern_merge_is_small(*nb)) {
 		kern_merge_serial(*a, *na, *b, *nb, out);
 		return false;
 	}

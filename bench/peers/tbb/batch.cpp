@@ -133,7 +133,7 @@ void p_merge(const kern_elm *a, long na, const kern_elm *b, long nb, kern_elm *o
 		std::swap(a, b);
 		std::swap(na, nb);
 	}
-	if (kern_merge_is_small(na, nb)) {
+	if (kern_merge_is_small(nb)) {
 		kern_merge_serial(a, na, b, nb, out);
 		return;
 	}
