@@ -429,10 +429,6 @@ void crew__task_run_body(crew_task *t)
 	void *result = t->fn(t->arg);
 	crew__runtime *rt = crew__rt;
 #if defined(CREW_DEBUG)
-	if (*forks < forks_before)
-		crew__die("task '%s' synced %u frame(s) forked before it ran on this fiber "
-			  "(frames must be synced by the task that forked them)",
-			  t->name, forks_before - *forks);
 	if (*forks != forks_before)
 		crew__die("task '%s' returned with %u forked frame(s) not synced (crew_sync "
 			  "every crew_fork before returning)",
