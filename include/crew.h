@@ -458,8 +458,7 @@ CREW_API void crew_future_release(crew_future *f);
  * crew_frame - one forked call, declared by the caller on its own stack
  * (`crew_frame f;`). 64 bytes on LP64 (eight pointers); its fields are
  * private. It must stay in scope, unmoved, from crew_fork to crew_sync.
- * (A frame elsewhere, e.g. in heap memory, works too; except on x86-64
- * without the inline fast path described at crew_fork.)
+ * (A frame elsewhere, e.g. in heap memory, works too.)
  */
 typedef struct crew_frame {
 	void *crew_private_[8];
@@ -498,7 +497,7 @@ typedef struct crew_frame {
  * first), and all before the task returns. Builds with CREW_DEBUG check it
  * and abort with a message; otherwise a violation corrupts the deque.
  * Up to 512 frames may be outstanding per fiber; beyond that (and when no
- * memory for a fiber's first deque, about 4 KiB, can be had) crew_fork
+ * memory for a fiber's first deque, about 32 KiB, can be had) crew_fork
  * keeps the call for crew_sync to run inline (counted as an overflow).
  * Outside a task it does nothing: crew_sync calls fn inline.
  * Memory: `f` and `arg` remain the caller's; `arg` must stay valid until the
@@ -509,8 +508,8 @@ typedef struct crew_frame {
  * inline code (the macros below) that pushes and pops the frame with a few
  * plain loads and stores, and calls the exported functions only for
  * everything else (a fiber's first fork, a full deque, a thief's request,
- * a stolen frame, a low stack, CREW_DEBUG builds of libcrew, and except on
- * x86-64 a frame not on the running fiber's stack). That code reads the
+ * a stolen frame, a low stack, CREW_DEBUG builds of libcrew). That code
+ * reads the
  * private layout below:
  * it is compiled into the caller, so a program must be rebuilt with the
  * crew.h of the libcrew it runs with. Define CREW_NO_INLINE_FORK before
@@ -538,30 +537,49 @@ CREW_API void *crew_sync(crew_frame *f);
  * Private: what the inline crew_fork/crew_sync see of a frame and of the
  * frame deque of the running fiber (runtime/frames.h has the protocol).
  * Not API: names and layout change whenever libcrew's do.
+ *
+ * The caller's crew_frame keeps only what its own sync needs (fn, arg, the
+ * deque and the slot's index). The inline code never lets the frame's
+ * address out of the calling function (the out-of-line calls take its
+ * fields by value), so the compiler may keep it in registers and knows, at
+ * the sync, which fn the fork stored: the call is direct (gcc makes fib's
+ * sync a loop, as it does for Lace's typed SYNC). Thieves see the copy in
+ * the deque's slot, which also holds what a stolen frame's sync needs.
  */
-#define CREW__FQ_CAP 512u /* frames outstanding per fiber; power of two */
+#define CREW__FQ_CAP 512u /* frames outstanding per fiber */
 struct crew_task;
 struct crew__fq;
 struct crew__frame {
 	crew_fn fn;
 	void *arg;
-	union {
-		void *result;                /* a thief's: fn's result, stored after... */
-		struct crew__frame *kid_next; /* ...it left q->stolen (fork.c) */
-	};
 	struct crew__fq *q;            /* NULL: not in a deque, crew_sync runs fn */
+	int64_t b;                     /* its slot: q->slots[b] */
+};
+/* A slot: one cache line, written by the owner at the push and the share;
+ * a thief that takes it writes the rest, and it stays the frame's until its sync (slots
+ * are used as a stack: slot b holds the fiber's b-th outstanding frame). */
+struct crew__slot {
+	crew_fn fn;
+	void *arg;
+	struct crew_task *task;        /* the forking task (a thief's task inherits its
+					* cancellation), stored when shared */
 	struct crew_task *waiter;      /* atomic, once shared: NULL, the syncing task,
 					* or DONE */
-	struct crew_task *task;        /* the forking task (a thief's task inherits its
-					* cancellation) */
+	union {
+		void *result;                /* a thief's: fn's result, stored after... */
+		struct crew__slot *kid_next; /* ...it left q->stolen (fork.c) */
+	};
 	struct crew_task *kid;         /* the task running it when stolen (fork.c) */
-	uint32_t depth;                /* CREW_DEBUG: outstanding forks of the fiber */
-};
+	struct crew__fq *q;            /* its deque, once stolen */
+	void *pad_;
+} __attribute__((aligned(64)));
 struct crew__fq {
 	/* shared with thieves */
-	int64_t head __attribute__((aligned(64))); /* atomic: thieves CAS it */
-	uint32_t stolen_lock;        /* spinlock: `stolen` and its frames' kid links */
-	struct crew__frame *stolen;  /* frames of this deque a task runs elsewhere */
+	int64_t head __attribute__((aligned(64))); /* atomic: thieves CAS it; the low
+					32 bits index the oldest shared slot, the high
+					32 count the owner's moves of it (frames.h) */
+	uint32_t stolen_lock;        /* spinlock: `stolen` and its slots' kid links */
+	struct crew__slot *stolen;   /* slots (or records) whose fn a task runs elsewhere */
 	int64_t split __attribute__((aligned(64))); /* atomic: owner stores, thieves load */
 	int64_t limit;               /* atomic: inline pushes only below it; 0: a thief
 					found nothing shared and asks for a share;
@@ -575,12 +593,34 @@ struct crew__fq {
 					(UINTPTR_MAX: CREW_DEBUG builds, none) */
 	struct crew_task *task;      /* the task running on the fiber (its forks' forker) */
 	uint64_t forks;              /* pushes not yet added to the worker's crew_stats */
-	int64_t head_seen;           /* head at some past moment: head only grows */
 	struct crew__fq *all_next;   /* the allocating worker's list */
-	struct crew__frame *slots[CREW__FQ_CAP] __attribute__((aligned(64))); /* atomic */
+	struct crew__slot slots[CREW__FQ_CAP];
 };
 /* The running fiber's deque (NULL: none yet, or not a worker thread). */
 CREW_API extern __thread struct crew__fq *crew__tls_fq __attribute__((tls_model("initial-exec")));
+
+/* The out-of-line rest of crew_fork and crew_sync (fork.c); they take the
+ * frame's fields by value so that the frame's address stays in the caller. */
+struct crew__forked {
+	struct crew__fq *q;
+	int64_t b;
+};
+CREW_API struct crew__forked crew__fork_out(crew_fn fn, void *arg);
+CREW_API void *crew__sync_out(struct crew__fq *q, int64_t b, crew_fn fn, void *arg);
+
+/* The stack pointer (an address on the running fiber's stack). */
+static inline __attribute__((always_inline)) uintptr_t crew__sp(void)
+{
+	uintptr_t sp;
+#if defined(__x86_64__)
+	__asm__("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+	__asm__("mov %0, sp" : "=r"(sp));
+#else
+	sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+	return sp;
+}
 
 /*
  * The thread-local read anew where crew_fork is called. A compiler may keep
@@ -589,11 +629,19 @@ CREW_API extern __thread struct crew__fq *crew__tls_fq __attribute__((tls_model(
  * On x86-64 the read is an asm the compiler cannot keep or move across a
  * call (initial-exec: two loads, one after static linking). Elsewhere it is
  * an atomic read (of another thread's copy, maybe), and crew__fork_inline
- * checks that the frame lies on that deque's stack, which only the running
- * fiber's deque passes (CREW__FQ_CHECK_STACK), before it reads anything else
- * of the deque. (Stacks and deques live until crew_run returns, and so do
- * the worker threads.)
+ * checks that the stack pointer lies on that deque's stack, which only the
+ * running fiber's deque passes (CREW__FQ_CHECK_STACK), before it reads
+ * anything else of the deque. (Stacks and deques live until crew_run
+ * returns, and so do the worker threads.)
  */
+#if defined(__SANITIZE_THREAD__)
+#define CREW__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CREW__TSAN 1
+#endif
+#endif
+
 #if defined(__x86_64__) && !defined(CREW__FQ_TLS_PORTABLE)
 static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(void)
 {
@@ -605,16 +653,9 @@ static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(v
 			 : "memory");
 	return q;
 }
-#define CREW__FQ_CHECK_STACK(q, frame) 1
+#define CREW__FQ_CHECK_STACK(q) 1
 #else
-#if defined(__SANITIZE_THREAD__)
-#define CREW__FQ_FRESH 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CREW__FQ_FRESH 1
-#endif
-#endif
-#if defined(CREW__FQ_FRESH)
+#if defined(CREW__TSAN)
 /* Under ThreadSanitizer: a stale read may return another thread's deque,
  * just allocated there, and TSan cannot know that the stack check below
  * makes that harmless: read the thread-local afresh (a call) instead. */
@@ -632,8 +673,8 @@ static inline __attribute__((always_inline)) struct crew__fq *crew__fq_running(v
 	return __atomic_load_n(&crew__tls_fq, __ATOMIC_RELAXED);
 }
 #endif
-#define CREW__FQ_CHECK_STACK(q, frame)                                                          \
-	((uintptr_t)(frame) - __atomic_load_n(&(q)->stack_lo, __ATOMIC_RELAXED) <               \
+#define CREW__FQ_CHECK_STACK(q)                                                                 \
+	(crew__sp() - __atomic_load_n(&(q)->stack_lo, __ATOMIC_RELAXED) <                       \
 	 __atomic_load_n(&(q)->stack_span, __ATOMIC_RELAXED))
 #endif
 
@@ -641,49 +682,64 @@ static inline __attribute__((always_inline)) void crew__fork_inline(crew_frame *
 								     void *arg)
 {
 	struct crew__frame *f = (struct crew__frame *)(void *)frame;
+	f->fn = fn;
+	f->arg = arg;
 	struct crew__fq *q = crew__fq_running();
-	/* the frame on this deque's stack where the read above needs the
-	 * check; room in the deque, no thief asking (limit 0) */
-	if (__builtin_expect(q != NULL && CREW__FQ_CHECK_STACK(q, frame), 1)) {
+	/* the stack pointer on this deque's stack where the read above needs
+	 * the check; room in the deque, no thief asking (limit 0) */
+	if (__builtin_expect(q != NULL && CREW__FQ_CHECK_STACK(q), 1)) {
 		int64_t b = q->bottom;
 		if (__builtin_expect(b < __atomic_load_n(&q->limit, __ATOMIC_RELAXED), 1)) {
-			f->fn = fn;
-			f->arg = arg;
-			f->q = q;
-			f->task = q->task;
-			/* relaxed: a stale thief may read the slot (its CAS then fails) */
-			__atomic_store_n(&q->slots[b & (CREW__FQ_CAP - 1)], f, __ATOMIC_RELAXED);
+			/* plain stores: a thief reads them only after the share's
+			 * release store of split (frames.h, Orderings) */
+			struct crew__slot *s = &q->slots[b];
+			s->fn = fn;
+			s->arg = arg;
 			q->bottom = b + 1;
 			q->forks++;
+			f->q = q;
+			f->b = b;
 			return;
 		}
 	}
-	(crew_fork)(frame, fn, arg);
+	struct crew__forked r = crew__fork_out(fn, arg);
+	f->q = r.q;
+	f->b = r.b;
 }
 
+/* A frame forked under a condition and synced under the same one is fine,
+ * but gcc, which sees the fields the inline fork set, cannot always tell
+ * that they were set on that path: no -Wmaybe-uninitialized here. Under
+ * ThreadSanitizer, whose calls take the frame's address, gcc reports such a
+ * read at the frame's declaration, out of this pragma's reach: there the
+ * reads are relaxed atomic loads, which it does not report. */
+#if defined(CREW__TSAN)
+#define CREW__FRAME_READ(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#else
+#define CREW__FRAME_READ(x) (x)
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 static inline __attribute__((always_inline)) void *crew__sync_inline(crew_frame *frame)
 {
 	struct crew__frame *f = (struct crew__frame *)(void *)frame;
-	struct crew__fq *q = f->q;
+	struct crew__fq *q = CREW__FRAME_READ(f->q);
+	int64_t b = CREW__FRAME_READ(f->b);
 	if (__builtin_expect(q != NULL, 1)) {
-		int64_t b = q->bottom - 1;
-		uintptr_t sp;
-#if defined(__x86_64__)
-		__asm__("movq %%rsp, %0" : "=r"(sp));
-#elif defined(__aarch64__)
-		__asm__("mov %0, sp" : "=r"(sp));
-#else
-		sp = (uintptr_t)__builtin_frame_address(0);
-#endif
 		/* still in the private part (nobody else could take it), and a
 		 * quarter of the stack free */
-		if (__builtin_expect(b >= q->o_split && sp >= q->room, 1)) {
+		if (__builtin_expect(b >= q->o_split && crew__sp() >= q->room, 1)) {
 			q->bottom = b;
-			return f->fn(f->arg);
+			return CREW__FRAME_READ(f->fn)(CREW__FRAME_READ(f->arg));
 		}
 	}
-	return (crew_sync)(frame);
+	return crew__sync_out(q, b, CREW__FRAME_READ(f->fn), CREW__FRAME_READ(f->arg));
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #if !defined(CREW_NO_INLINE_FORK)
 #define crew_fork(f, fn, arg) crew__fork_inline((f), (fn), (arg))

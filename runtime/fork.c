@@ -3,28 +3,29 @@
  * side (a stolen frame runs as a task of its own).
  *
  * Overview (the deque itself: frames.h)
- *   crew_fork  pushes the frame on the running fiber's frame deque (plain
- *              stores) and, when a thief asked (q->limit 0), shares half of
- *              the private frames and wakes an idle worker. The common case
- *              is inline in the caller (crew.h); these are the exported
- *              functions it calls for the rest (and for callers that do not
- *              use crew.h's inline code).
+ *   crew_fork  pushes the call into a slot of the running fiber's frame
+ *              deque (plain stores) and, when a thief asked (q->limit 0),
+ *              shares half of the private frames and wakes an idle worker.
+ *              The common case is inline in the caller (crew.h); the rest
+ *              is crew__fork_out here (which the exported crew_fork calls
+ *              too, for callers that do not use crew.h's inline code).
  *   crew_sync  pops it: a private frame with plain stores, a shared one after
  *              lowering split (fence, and a CAS for the last one). Taken back:
  *              fn runs inline, on the caller's stack, as the calling task.
- *              Stolen: wait for the thief (frame_wait).
+ *              Stolen: wait for the thief (frame_wait), on the slot.
  *   thief      worker_search -> crew__frame_steal: the frame is wrapped in a
  *              task (from the thief's pool, counted like a spawn so that the
  *              runtime cannot stop under it) which runs fn on a fiber of its
  *              own, so fn may suspend; it stores the result and exchanges
  *              the frame's `waiter` with CREW_FRAME_DONE, waking the owner if
  *              it registered there.
- *   Cancellation: a frame records its forking task (f->task, the deque's
- *   `task` when it was pushed). The task that runs a stolen frame (or one
- *   its owner's low stack sent to a fiber of its own) is the frame's `kid`:
- *   the frame is on its deque's `stolen` list, under stolen_lock, from
- *   before the kid runs until before its result is published (the forking
- *   task waits in crew_sync meanwhile, so the frame is alive). crew_cancel
+ *   Cancellation: a slot records its forking task (s->task, the deque's
+ *   `task` when it was shared: frames.h). The task that runs a stolen frame
+ *   (or one its owner's low stack sent to a fiber of its own, with a record
+ *   like a slot on the syncing task's stack) is the slot's `kid`: the slot
+ *   is on its deque's `stolen` list, under stolen_lock, from before the kid
+ *   runs until before its result is published (the forking task waits in
+ *   crew_sync meanwhile, so slot and record stay). crew_cancel
  *   of a task then cancels the kids of the frames it forked, and theirs
  *   (crew__fork_cancel_kids): a kid sees its forker's cancellation as fn
  *   run inline would. Orderings: the canceller sets CANCELLED, fences, then
@@ -46,19 +47,21 @@
  */
 #include "internal.h"
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(sizeof(crew__frame) <= sizeof(crew_frame), "crew_frame too small");
-_Static_assert(_Alignof(crew__frame) <= _Alignof(crew_frame), "crew_frame misaligned");
+_Static_assert(sizeof(struct crew__frame) <= sizeof(crew_frame), "crew_frame too small");
+_Static_assert(_Alignof(struct crew__frame) <= _Alignof(crew_frame), "crew_frame misaligned");
+_Static_assert(CREW_FQ_CAP < ((uint64_t)1 << 31), "head's index is 32 bits");
 
 /* The running fiber's deque, for crew.h's inline crew_fork (frames.h). */
 __thread crew__fq *crew__tls_fq __attribute__((tls_model("initial-exec")));
 
 /* ---- stolen kids (see Overview: Cancellation) ---- */
 
-/* kid will run f away from its forker: link it (before kid runs). */
-static void fork_kid_add(crew__frame *f, crew_task *kid)
+/* kid will run f's call away from its forker: link f (before kid runs). */
+static void fork_kid_add(crew__slot *f, crew_task *kid)
 {
 	crew__fq *q = f->q;
 	f->kid = kid;
@@ -85,13 +88,13 @@ static void fork_kid_add(crew__frame *f, crew_task *kid)
 
 /* f's kid is done with it: unlink (before f->result is stored: kid_next
  * shares its storage). */
-static void fork_kid_remove(crew__frame *f)
+static void fork_kid_remove(crew__slot *f)
 {
 	crew__fq *q = f->q;
 	if (!q)
 		return;
 	crew__spin_lock(&q->stolen_lock);
-	crew__frame **pp = &q->stolen;
+	crew__slot **pp = &q->stolen;
 	while (*pp && *pp != f)
 		pp = &(*pp)->kid_next;
 	if (*pp)
@@ -155,7 +158,7 @@ void crew__fork_cancel_kids(crew_task *t)
 			bool full = false;
 			if (q && crew__load_ptr(&q->stolen)) {
 				crew__spin_lock(&q->stolen_lock);
-				for (crew__frame *f = q->stolen; f; f = f->kid_next) {
+				for (crew__slot *f = q->stolen; f; f = f->kid_next) {
 					if (f->task != p)
 						continue;
 					if (n == cap) {
@@ -204,8 +207,9 @@ CREW_COLD static crew__fq *fork_new_deque(crew__worker *w)
 		crew__fq *q = aligned_alloc(64, sizeof(*q));
 		if (!q)
 			return NULL;
-		memset(q, 0, sizeof(*q));
-		q->limit = crew__fq_limit(q);
+		/* the slots are written before they are read (push, share) */
+		memset(q, 0, offsetof(crew__fq, slots));
+		q->limit = crew__fq_limit();
 #if !defined(CREW_DEBUG)
 		/* the inline fork and sync (crew.h); CREW_DEBUG leaves them off
 		 * (no limit, stack_span 0, room past every stack) for the checks
@@ -237,78 +241,80 @@ CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
 		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
 }
 
-CREW_COLD static void fork_overflow(crew__worker *w, crew__frame *f)
+CREW_COLD static struct crew__forked fork_overflow(crew__worker *w)
 {
-	f->q = NULL; /* run at sync: correct, only not parallel */
 	crew__stat_inc(&w->stats.overflows);
+	return (struct crew__forked){ NULL, 0 }; /* run at sync: correct, only not parallel */
 }
 
 #if defined(CREW_DEBUG)
-/* Each fork records its depth (the running fiber's outstanding forks, itself
- * included); a sync must be of the deepest outstanding frame of the fiber
- * that runs it. (The deque cannot tell: after a steal, the owner's bottom may
- * stay above frames that were stolen.) Counted per fiber, not per task: the
- * task struct stays small, and a task that returns with a frame outstanding
- * leaves its fiber's count changed (crew__task_run_body). */
-static void frame_check_sync(crew__frame *f)
+/* Each fiber counts its outstanding forks (so that a task that returns with
+ * a frame outstanding is caught: crew__task_run_body); a sync must be of
+ * the newest outstanding frame of the fiber that runs it, forked by the
+ * task that syncs it. */
+static void frame_check_sync(crew__fq *q, int64_t b)
 {
 	crew__worker *w = crew__worker_current();
 	crew__stack *s = w && w->current ? (crew__stack *)w->current->fiber : NULL;
-	/* a task joined inline runs on its joiner's fiber: the count alone
-	 * would let it sync its joiner's frames (f->task: the fiber's task when
-	 * f was pushed, crew_fork) */
-	if (s && f->task != w->current)
-		crew__die("crew_sync(%p) in task '%s': frames must be synced by the task that "
+	if (!s || b < 0 || b >= (int64_t)CREW_FQ_CAP || s->frames != q)
+		crew__die("crew_sync: a frame forked on another fiber, or not forked (frames "
+			  "must be synced by the task that forked them)");
+	/* a task joined inline runs on its joiner's fiber: the index alone
+	 * would let it sync its joiner's frames (task: the fiber's task when
+	 * the frame was pushed, crew__fq_push) */
+	if (q->slots[b].task != w->current)
+		crew__die("crew_sync in task '%s': frames must be synced by the task that "
 			  "forked them (this one was forked by another task)",
-			  (void *)f, w->current->name);
-	if (!s || s->forks == 0 || f->depth != s->forks)
-		crew__die("crew_sync(%p): frames must be synced in reverse order of their "
-			  "forks, by the task that forked them (frame %u of %u outstanding)",
-			  (void *)f, f->depth, s ? s->forks : 0);
+			  w->current->name);
+	if (s->forks == 0 || b != q->bottom - 1)
+		crew__die("crew_sync: frames must be synced in reverse order of their forks, "
+			  "by the task that forked them (frame %lld of %lld outstanding)",
+			  (long long)b + 1, (long long)q->bottom);
 	s->forks--;
 }
-static void frame_count_fork(crew__worker *w, crew__frame *f)
+static void frame_count_fork(crew__worker *w)
 {
-	f->depth = ++((crew__stack *)w->current->fiber)->forks;
+	((crew__stack *)w->current->fiber)->forks++;
 }
 #else
-#define frame_check_sync(f) ((void)0)
-#define frame_count_fork(w, f) ((void)0)
+#define frame_check_sync(q, b) ((void)0)
+#define frame_count_fork(w) ((void)0)
 #endif
 
-/* Parenthesised: crew.h's macro of the same name is the inline fast path. */
-void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
+struct crew__forked crew__fork_out(crew_fn fn, void *arg)
 {
-	crew__frame *f = (crew__frame *)frame;
-	f->fn = fn;
-	f->arg = arg;
 	/* The thread-local directly, not crew__worker_current(): the TLS-migration
 	 * hazard (internal.h) is a TLS address cached across a suspension, and
 	 * nothing in crew_fork suspends. */
 	crew__worker *w = crew__tls_worker;
 	crew__fq *q = w ? w->fq : NULL;
 	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
-	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w))) {
-		f->q = NULL;
-		return;
-	}
-	f->q = q;
-	f->task = q->task;
-	if (CREW_UNLIKELY(!crew__fq_push(q, f))) {
-		fork_overflow(w, f);
-		return;
-	}
-	frame_count_fork(w, f);
+	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w)))
+		return (struct crew__forked){ NULL, 0 };
+	int64_t b = crew__fq_push(q, fn, arg);
+	if (CREW_UNLIKELY(b < 0))
+		return fork_overflow(w);
+	frame_count_fork(w);
 	/* a hint; reading it late only delays sharing */
-	int64_t limit = crew__load_64(&q->limit);
-	if (CREW_UNLIKELY(limit == CREW_FQ_ASKED))
+	if (CREW_UNLIKELY(crew__load_64(&q->limit) == CREW_FQ_ASKED))
 		fork_share(w, q);
-	else if (limit != crew__fq_limit(q))
-		crew__fq_rearm(q); /* head_seen moved on (crew__fq_push, sync_shared) */
+	return (struct crew__forked){ q, b };
 }
 
-/* The frame was stolen: wait until its thief finished it. */
-static void *frame_wait(crew__frame *f)
+/* Parenthesised: crew.h's macro of the same name is the inline fast path. */
+void(crew_fork)(crew_frame *frame, crew_fn fn, void *arg)
+{
+	struct crew__frame *f = (struct crew__frame *)frame;
+	f->fn = fn;
+	f->arg = arg;
+	struct crew__forked r = crew__fork_out(fn, arg);
+	f->q = r.q;
+	f->b = r.b;
+}
+
+/* The frame was stolen (or sent to a fiber of its own): wait until its
+ * task finished it. */
+static void *frame_wait(crew__slot *f)
 {
 	crew_task *self = crew__worker_current()->current;
 	/* acquire: the result before DONE, pairs with the thief's exchange */
@@ -324,19 +330,20 @@ static void *frame_wait(crew__frame *f)
 	return f->result;
 }
 
-static void *sync_on_own_fiber(crew__frame *f);
+static void *sync_on_own_fiber(crew_fn fn, void *arg, crew__fq *q);
 static void *frame_run(void *arg);
 
-/* f is ours to run: here, or on a fiber of its own when the stack is low. */
-static inline void *sync_run(crew__frame *f)
+/* The frame is ours to run: here, or on a fiber of its own when the stack
+ * is low. */
+static inline void *sync_run(crew_fn fn, void *arg, crew__fq *q)
 {
-	return crew__stack_room(crew__worker_current()->current) ? f->fn(f->arg) :
-								   sync_on_own_fiber(f);
+	return crew__stack_room(crew__worker_current()->current) ? fn(arg) :
+								   sync_on_own_fiber(fn, arg, q);
 }
 
-/* f is in the shared part (at index b): take it back unless a thief did.
- * Out of line: crew_sync's fast path then needs no saved registers. */
-__attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, int64_t b)
+/* The frame in slot b is in the shared part: take it back unless a thief
+ * did. Out of line: crew_sync's fast path then needs no saved registers. */
+__attribute__((noinline)) static void *sync_shared(crew__fq *q, int64_t b, crew_fn fn, void *arg)
 {
 	q->bottom = b;
 	q->o_split = b;
@@ -345,63 +352,71 @@ __attribute__((noinline)) static void *sync_shared(crew__frame *f, crew__fq *q, 
 	 * thief's fence in crew__fq_steal (frames.h, Orderings) */
 	crew__fence();
 	int64_t h = crew__load_64(&q->head);
-	if (h < b) /* thieves cannot reach b any more */
-		return sync_run(f);
-	bool ours = h == b && crew__cas_64(&q->head, b, b + 1);
-	/* now head == b + 1: empty; the next push goes to b + 1 */
-	/* (limit stays below crew__fq_limit: the next fork that reaches it
-	 * goes out of line and puts it back) */
-	q->bottom = q->o_split = q->head_seen = b + 1;
-	crew__store_64(&q->split, b + 1);
-	if (!ours)
-		return frame_wait(f);
-	return sync_run(f);
+	if (crew__fq_idx(h) < b) /* thieves cannot reach b any more */
+		return sync_run(fn, arg, q);
+	/* the last shared frame: ours if our CAS comes first (it keeps the
+	 * index and changes the generation: frames.h, Overview) */
+	if (crew__fq_idx(h) == b && crew__cas_64(&q->head, h, h + CREW_FQ_GEN))
+		return sync_run(fn, arg, q);
+	/* stolen: head is b + 1 now, and no thief can move it (split is b) */
+	void *r = frame_wait(&q->slots[b]);
+	/* slot b is free again: head back down to it, in a new generation (a
+	 * CAS, so that a move we did not expect cannot go unseen) */
+	h = crew__load_64(&q->head);
+	if (crew__fq_idx(h) != b + 1 ||
+	    !crew__cas_64(&q->head, h, (h - crew__fq_idx(h)) + CREW_FQ_GEN + b))
+		crew__die("crew_sync: frame deque %p corrupted (head %lld after the steal of "
+			  "slot %lld)",
+			  (void *)q, (long long)crew__fq_idx(h), (long long)b);
+	return r;
 }
 
-/* f is ours again but the stack is low (a deep chain of inline syncs, as
- * crew_join bounds its inline joins): run it as a task on a fiber of its own
- * and wait for it, as for a stolen frame. Inline when no task can be had. */
-__attribute__((noinline)) static void *sync_on_own_fiber(crew__frame *f)
+/* The frame is ours again but the stack is low (a deep chain of inline
+ * syncs, as crew_join bounds its inline joins): run it as a task on a fiber
+ * of its own and wait for it, as for a stolen frame, with a record on our
+ * stack in place of a slot. Inline when no task can be had. q: the deque it
+ * was popped from, or NULL (never pushed). */
+__attribute__((noinline)) static void *sync_on_own_fiber(crew_fn fn, void *arg, crew__fq *q)
 {
 	crew__worker *w = crew__worker_current();
 	crew_task *t = crew__task_alloc(w);
 	if (!t)
-		return f->fn(f->arg);
-	if (!f->q) {
-		/* never pushed (the deque was full, or none could be had): the
-		 * kid goes on this fiber's deque's stolen list all the same, so
-		 * that a cancel of ours reaches it (fork_kid_add). Nobody reads
-		 * f->q to pop f any more. */
-		f->q = crew__frames_of_current(w);
-		f->task = w->current;
+		return fn(arg);
+	/* The kid goes on this fiber's deque's stolen list (made if the frame
+	 * was never pushed: the deque was full, or none could be had), so
+	 * that a cancel of ours reaches it (fork_kid_add). */
+	crew__slot rec = { .fn = fn, .arg = arg, .task = w->current,
+			   .q = q ? q : crew__frames_of_current(w) };
+	crew__store_ptr(&rec.waiter, NULL); /* relaxed: published by the push */
+	crew__task_init_frame(w, t, frame_run, &rec);
+	fork_kid_add(&rec, t); /* it runs fn for the forking task: its kid */
+	crew__schedule(t, false); /* the push is a release: t and rec with it */
+	return frame_wait(&rec);
+}
+
+void *crew__sync_out(crew__fq *q, int64_t b, crew_fn fn, void *arg)
+{
+	if (CREW_UNLIKELY(!q)) { /* outside a task, or the deque was full */
+		crew__worker *w = crew__tls_worker;
+		if (w && w->current && !crew__stack_room(w->current))
+			return sync_on_own_fiber(fn, arg, NULL);
+		return fn(arg);
 	}
-	crew__store_ptr(&f->waiter, NULL); /* relaxed: published by the push */
-	crew__task_init_frame(w, t, frame_run, f);
-	fork_kid_add(f, t); /* it runs fn for the forking task: its kid */
-	crew__schedule(t, false); /* the push is a release: t and f with it */
-	return frame_wait(f);
+	frame_check_sync(q, b);
+	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
+		q->bottom = b;
+		if (CREW_UNLIKELY(!crew__stack_room(crew__tls_worker->current)))
+			return sync_on_own_fiber(fn, arg, q);
+		return fn(arg);
+	}
+	return sync_shared(q, b, fn, arg);
 }
 
 /* Parenthesised: see crew_fork. */
 void *(crew_sync)(crew_frame *frame)
 {
-	crew__frame *f = (crew__frame *)frame;
-	crew__fq *q = f->q;
-	if (CREW_UNLIKELY(!q)) { /* outside a task, or the deque was full */
-		crew__worker *w = crew__tls_worker;
-		if (w && w->current && !crew__stack_room(w->current))
-			return sync_on_own_fiber(f);
-		return f->fn(f->arg);
-	}
-	frame_check_sync(f);
-	int64_t b = q->bottom - 1;
-	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
-		q->bottom = b;
-		if (CREW_UNLIKELY(!crew__stack_room(crew__tls_worker->current)))
-			return sync_on_own_fiber(f);
-		return f->fn(f->arg);
-	}
-	return sync_shared(f, q, b);
+	struct crew__frame *f = (struct crew__frame *)frame;
+	return crew__sync_out(f->q, f->b, f->fn, f->arg);
 }
 
 /* ---- the thief ---- */
@@ -410,7 +425,7 @@ void *(crew_sync)(crew_frame *frame)
  * stack sent to a fiber of its own). */
 static void *frame_run(void *arg)
 {
-	crew__frame *f = arg;
+	crew__slot *f = arg;
 	void *r = f->fn(f->arg);
 	fork_kid_remove(f); /* before the result: they share storage */
 	f->result = r;
@@ -430,8 +445,8 @@ static void *frame_run(void *arg)
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 {
 	/* acquire: pairs with the release in crew__fq_publish */
-	crew__fq *q = crew__load_acquire_ptr(&v->fq);
-	crew__frame *f = CREW_FQ_EMPTY;
+	crew__fq *q = crew__load_acquire_ptr(&v->fq), *from = q;
+	crew__slot *f = CREW_FQ_EMPTY;
 	/* the task that will carry the frame, before the frame is ours */
 	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
 		return NULL;
@@ -443,8 +458,10 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	/* the deques of fibers that switched out with frames shared (worker.c) */
 	for (unsigned i = 0; i < CREW_PARKED_FQ && (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY); i++) {
 		crew__fq *p = crew__load_acquire_ptr(&v->parked_fq[i]);
-		if (p && p != q)
+		if (p && p != q) {
 			f = crew__fq_steal(p);
+			from = p;
+		}
 	}
 	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) {
 		/* Ask v (it passes the request to the next fiber it runs, if
@@ -464,6 +481,7 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	}
 	crew_task *t = w->steal_spare;
 	w->steal_spare = NULL;
+	f->q = from; /* the slot is ours until its sync: frames.h */
 	crew__task_init_frame(w, t, frame_run, f);
 	fork_kid_add(f, t); /* f->task waits in crew_sync for f: alive until the remove */
 	crew__stat_inc(&w->stats.steals);

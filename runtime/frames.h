@@ -2,34 +2,48 @@
  * frames.h - the frame deque of strictly nested fork-join (crew_fork/sync).
  *
  * Overview
- *   A frame (crew_frame, on the forking function's stack) is pushed on the
- *   frame deque of the fiber that forks: one deque per fiber stack, allocated
- *   the first time a task on that stack forks and kept with the stack (a task
- *   may suspend between fork and sync and resume on another worker: its
- *   frames travel with its fiber). The worker running a fiber publishes that
- *   fiber's deque in w->fq, where thieves look for it, and in the
- *   thread-local crew__tls_fq, where crew_fork finds it.
+ *   A fork pushes its call (fn and arg) into a slot of the frame deque of
+ *   the fiber that forks: one deque per fiber stack,
+ *   allocated the first time a task on that stack forks and kept with the
+ *   stack (a task may suspend between fork and sync and resume on another
+ *   worker: its frames travel with its fiber). The caller's crew_frame
+ *   keeps a copy of fn and arg and the slot's index (crew.h). The worker
+ *   running a fiber publishes that fiber's deque in w->fq, where thieves
+ *   look for it, and in the thread-local crew__tls_fq, where crew_fork
+ *   finds it.
  *
- *   Slots are indexed by three monotonic counters (Lace's split deque):
+ *   Slots are used as a stack: slot b holds the fiber's b-th outstanding
+ *   frame, stolen or not, until its sync (so a stolen frame's slot can
+ *   carry its result and its waiter: nothing is pushed over it before).
+ *   Three indices split them (Lace's split deque):
  *     [head, split)    shared: thieves may take the oldest (head) with a CAS
  *     [split, bottom)  private: only the owner (whoever runs the fiber) sees it
+ *     [0, head)        stolen, not synced yet (or free again, see below)
  *   - owner: push at bottom and pop from the private part with plain stores;
  *     no fence, no atomic read-modify-write. The common case is inline in
  *     the caller (crew.h: crew__fork_inline, crew__sync_inline); everything
- *     else goes to the exported crew_fork/crew_sync (fork.c), which repeat
- *     the common case (crew__fq_push here, the private pop in crew_sync).
+ *     else goes to crew__fork_out/crew__sync_out (fork.c), which repeat the
+ *     common case (crew__fq_push here, the private pop in crew__sync_out).
  *     The inline push reads the thread-local so that the caller's compiler
  *     cannot keep another thread's copy across a suspension (internal.h,
- *     TLS hazard): an asm on x86-64; elsewhere it checks that the frame
- *     lies on the deque's stack (stack_lo, stack_span), which only the
- *     running fiber's deque passes. The inline pop checks the stack room
+ *     TLS hazard): an asm on x86-64; elsewhere it checks that the stack
+ *     pointer lies on the deque's stack (stack_lo, stack_span), which only
+ *     the running fiber's deque passes. The inline pop checks the stack room
  *     (room, as crew__stack_room). CREW_DEBUG builds set limit to INT64_MIN,
  *     stack_span to 0 and room to the top of the address space: every fork
  *     and sync then goes through fork.c's checks.
+ *   - head: the low 32 bits are the index, the high 32 a generation. A
+ *     thief's CAS adds 1 (the index; it never passes CREW_FQ_CAP). The
+ *     owner moves head only by a CAS that also adds 1 << 32: when it takes
+ *     the last shared frame back (sync_shared: the index stays, the slot is
+ *     the owner's again) and when it syncs a stolen frame (the index goes
+ *     back down to that frame's slot, which is free again). So a thief that
+ *     read head before such a move, however long ago, fails its CAS: it
+ *     cannot take a slot whose frame was popped, or pushed anew, since.
  *   - thief: crew__fq_steal. A thief that finds the shared part empty asks
  *     for a share by storing 0 in the deque's `limit` (crew__fq_ask): the
  *     owner's next inline push then fails its bound (one compare serves
- *     both the request and a full deque), the out-of-line crew_fork sees the
+ *     both the request and a full deque), the out-of-line push sees the
  *     request and shares half of its private frames (crew__fq_share) after
  *     putting the bound back (crew__fq_rearm); parallel.c reads the request
  *     between grains. The thief also sets its victim worker's `splitreq`:
@@ -42,31 +56,34 @@
  *     worker's crew_stats (crew__fq_count_forks) when the fiber switches
  *     back to the scheduler, before a task's end is published, and when
  *     crew_stats is called from a task.
+ *   - forker: a slot's `task` is stored when the frame is shared (only a
+ *     thief needs it, to pass on the forker's cancellation), from the
+ *     deque's `task`: private frames are always that task's, because a
+ *     task that runs another inline on its fiber (crew_join) shares its
+ *     own private frames first (crew__fq_enter_inline). The push then
+ *     stores two words and the index.
  *   - owner popping a frame in the shared part (fork.c, sync_shared): it
  *     moves split down to that frame, fences, and reads head; the last
  *     shared frame is settled with a CAS on head, as in Chase-Lev.
- *   Invariant: head <= split <= bottom, bottom - head <= CREW_FQ_CAP
- *   (limit <= head_seen + CREW_FQ_CAP, head_seen <= head); each
- *   pushed frame is taken by exactly one of the owner's pop or a steal.
- *   When the owner finds the frame it syncs stolen, every older frame was
- *   stolen too (thieves take the oldest first): the deque is then empty,
- *   bottom = split = head, and bottom stays above the indices of those older
- *   frames; their syncs pop "index bottom - 1", find head above it, and wait
- *   for their thieves, which is right for each of them. The
- *   counters never go back, so a thief holding a stale head (the deque may
- *   have passed to another fiber since: stacks are reused) fails its CAS.
+ *   Invariant: idx(head) <= split <= bottom <= CREW_FQ_CAP; each pushed
+ *   frame is taken by exactly one of the owner's pop or a steal. When the
+ *   owner syncs a stolen frame, the frames pushed after it were synced
+ *   already and the older ones still in the deque were stolen too (thieves
+ *   take the oldest first): the deque is empty, idx(head) is the frame's
+ *   slot + 1, and the owner sets all three indices to the frame's slot.
  *   Deques are freed only when crew_run ends: a pointer read from w->fq is
  *   always valid memory.
  *
  * Orderings
- *   share: slots and frames written, then release store of split -> pairs
- *     with the thief's acquire load of split: a thief that sees the frame
- *     shared sees its fn and arg.
+ *   share: slots written, then release store of split -> pairs with the
+ *     thief's acquire load of split: a thief that sees a slot shared sees
+ *     its fn, arg and task, and reads them after its CAS (the slot is then
+ *     its frame's until the sync).
  *   owner shrink / thief steal: the owner stores split then fences (seq_cst)
  *     then reads head; the thief reads head, fences, reads split. With both
  *     fences either the thief sees the lowered split (and backs off) or the
  *     owner sees the thief's head (and settles the last frame by CAS).
- *   frame result: the thief stores the result, then exchanges the frame's
+ *   frame result: the thief stores the result, then exchanges the slot's
  *     `waiter` with CREW_FRAME_DONE (full barrier) -> pairs with the owner's
  *     acquire load (or CAS) of `waiter` in crew_sync. `waiter` is set to
  *     NULL when the frame is shared (before the release store of split),
@@ -82,27 +99,34 @@
 #define CREW_FQ_CAP CREW__FQ_CAP
 
 struct crew_task;
-/* The layouts of crew_frame and of the deque are in crew.h (struct
- * crew__frame, struct crew__fq): its inline fork and sync use them. */
+/* The layouts of crew_frame, of a slot and of the deque are in crew.h
+ * (struct crew__frame, crew__slot, crew__fq): its inline fork and sync use
+ * them. */
 typedef struct crew__fq crew__fq;
-typedef struct crew__frame crew__frame;
+typedef struct crew__slot crew__slot;
 #define CREW_FRAME_DONE ((struct crew_task *)1)
 
-/* Owner only: push f; false when full (head_seen is refreshed first). The
- * out-of-line twin of crew.h's inline push (crew__fork_inline). */
-static inline bool crew__fq_push(crew__fq *q, crew__frame *f)
+/* head's index and generation (see Overview) */
+#define CREW_FQ_GEN ((int64_t)1 << 32)
+static inline int64_t crew__fq_idx(int64_t head)
+{
+	return (int64_t)(uint32_t)head;
+}
+
+/* Owner only: push fn(arg), forked by q->task; its slot's index, or -1 when
+ * full. The out-of-line twin of crew.h's inline push (crew__fork_inline). */
+static inline int64_t crew__fq_push(crew__fq *q, crew_fn fn, void *arg)
 {
 	int64_t b = q->bottom;
-	if (__builtin_expect(b - q->head_seen >= (int64_t)CREW_FQ_CAP, 0)) {
-		q->head_seen = crew__load_64(&q->head); /* relaxed: a bound only */
-		if (b - q->head_seen >= (int64_t)CREW_FQ_CAP)
-			return false;
-	}
-	/* relaxed: a stale thief may read the slot (its CAS then fails) */
-	crew__store_ptr(&q->slots[b & (CREW_FQ_CAP - 1)], f);
+	if (__builtin_expect(b >= (int64_t)CREW_FQ_CAP, 0))
+		return -1;
+	crew__slot *s = &q->slots[b];
+	s->fn = fn; /* plain: read by a thief after the share's release */
+	s->arg = arg;
+	s->task = q->task; /* for CREW_DEBUG's check at the sync (the share stores it too) */
 	q->bottom = b + 1;
 	q->forks++;
-	return true;
+	return b;
 }
 
 /* limit 0: a thief asks the owner to share (frames.h, Overview). */
@@ -118,15 +142,14 @@ static inline void crew__fq_ask(crew__fq *q)
 	if (crew__load_64(&q->limit) != CREW_FQ_ASKED)
 		crew__store_64(&q->limit, CREW_FQ_ASKED); /* relaxed: a hint */
 }
-/* The inline push's bound: head_seen + CREW_FQ_CAP; none in CREW_DEBUG
- * builds (every push then goes through fork.c's checks). */
-static inline int64_t crew__fq_limit(const crew__fq *q)
+/* The inline push's bound: the deque's size; none in CREW_DEBUG builds
+ * (every push then goes through fork.c's checks). */
+static inline int64_t crew__fq_limit(void)
 {
 #if defined(CREW_DEBUG)
-	(void)q;
 	return INT64_MIN;
 #else
-	return q->head_seen + (int64_t)CREW_FQ_CAP;
+	return (int64_t)CREW_FQ_CAP;
 #endif
 }
 /* Owner only: the inline push's bound back to crew__fq_limit, answering a
@@ -135,19 +158,24 @@ static inline int64_t crew__fq_limit(const crew__fq *q)
  * and the share that follows wakes a parked one. */
 static inline void crew__fq_rearm(crew__fq *q)
 {
-	crew__store_64(&q->limit, crew__fq_limit(q)); /* relaxed: a hint */
+	crew__store_64(&q->limit, crew__fq_limit()); /* relaxed: a hint */
 }
 
 /* Owner only: share the private frames below index n (o_split < n <=
- * bottom). Their `waiter` starts here (a frame no thief can see needs
- * none): no store at the push. */
+ * bottom). Their `waiter` and `task` (the forking task) start here (a
+ * frame no thief can see needs neither): no store at the push. Private
+ * frames are always q->task's: a task that runs inline on its joiner's
+ * fiber shares the joiner's first (crew__fq_enter_inline). */
 static inline void crew__fq_share_to(crew__fq *q, int64_t n)
 {
-	for (int64_t s = q->o_split; s < n; s++) /* relaxed: published by the release below */
-		crew__store_ptr(&q->slots[s & (CREW_FQ_CAP - 1)]->waiter, NULL);
+	for (int64_t s = q->o_split; s < n; s++) {
+		/* relaxed: published by the release below */
+		crew__store_ptr(&q->slots[s].waiter, NULL);
+		q->slots[s].task = q->task;
+	}
 	q->o_split = n;
-	/* release: the slots and frames below n before thieves see them shared;
-	 * pairs with the acquire load of split in crew__fq_steal */
+	/* release: the slots below n before thieves see them shared; pairs
+	 * with the acquire load of split in crew__fq_steal */
 	crew__store_release_64(&q->split, n);
 }
 
@@ -165,7 +193,7 @@ static inline bool crew__fq_share(crew__fq *q)
  * Head, then split (acquire: pairs with crew__fq_share_to's release). */
 static inline bool crew__fq_has_shared(crew__fq *q)
 {
-	return crew__load_64(&q->head) < crew__load_acquire_64(&q->split);
+	return crew__fq_idx(crew__load_64(&q->head)) < crew__load_acquire_64(&q->split);
 }
 
 /* The fiber is switching out with private frames (its task suspends or
@@ -186,28 +214,38 @@ static inline bool crew__fq_share_all(crew__fq *q)
 	/* shared frames not stolen yet (some maybe shared before, at a fork
 	 * answering a thief): thieves must still find them (relaxed: a hint,
 	 * a steal decides) */
-	return crew__load_64(&q->head) < b;
+	return crew__fq_idx(crew__load_64(&q->head)) < b;
 }
 
-#define CREW_FQ_EMPTY ((crew__frame *)0)
-#define CREW_FQ_RETRY ((crew__frame *)1)
+/* The fiber's task is about to run another task inline (crew_join): share
+ * its private frames first, so that they record it as their forker
+ * (crew__fq_share_to). Owner only. */
+static inline void crew__fq_enter_inline(crew__fq *q)
+{
+	if (q->bottom > q->o_split)
+		crew__fq_share_to(q, q->bottom);
+}
 
-/* Any thread: the oldest shared frame, CREW_FQ_EMPTY (nothing shared), or
- * CREW_FQ_RETRY (lost a race: there may be more). */
-static inline crew__frame *crew__fq_steal(crew__fq *q)
+#define CREW_FQ_EMPTY ((crew__slot *)0)
+#define CREW_FQ_RETRY ((crew__slot *)1)
+
+/* Any thread: the oldest shared frame's slot (ours now, until its sync),
+ * CREW_FQ_EMPTY (nothing shared), or CREW_FQ_RETRY (lost a race: there may
+ * be more). */
+static inline crew__slot *crew__fq_steal(crew__fq *q)
 {
 	int64_t h = crew__load_acquire_64(&q->head);
 	/* seq_cst fence: pairs with the owner's fence after it lowered split
 	 * (fork.c, sync_shared), see Orderings */
 	crew__fence();
 	int64_t s = crew__load_acquire_64(&q->split);
-	if (h >= s)
+	if (crew__fq_idx(h) >= s)
 		return CREW_FQ_EMPTY;
-	crew__frame *f = crew__load_ptr(&q->slots[h & (CREW_FQ_CAP - 1)]);
-	/* full barrier (cas): claims slot h; a failed CAS discards f */
+	/* full barrier (cas): claims the slot; fails if anybody moved head
+	 * since we read it (the owner's moves change the generation) */
 	if (!crew__cas_64(&q->head, h, h + 1))
 		return CREW_FQ_RETRY;
-	return f;
+	return &q->slots[crew__fq_idx(h)];
 }
 
 #endif /* CREW_FRAMES_H */

@@ -473,8 +473,7 @@ void crew__overflow_thread_fini(crew__worker *w);
 
 /* errors */
 void crew__error(const char *fmt, ...) __attribute__((format(printf, 1, 2), cold));
-#if defined(CREW_DEBUG)
+/* a misuse CREW_DEBUG caught, or a broken invariant: message, then abort */
 void crew__die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn, cold));
-#endif
 
 #endif /* CREW_INTERNAL_H */

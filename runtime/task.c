@@ -71,7 +71,6 @@ void crew__error(const char *fmt, ...)
 	va_end(ap);
 }
 
-#if defined(CREW_DEBUG)
 void crew__die(const char *fmt, ...)
 {
 	va_list ap;
@@ -81,6 +80,7 @@ void crew__die(const char *fmt, ...)
 	abort();
 }
 
+#if defined(CREW_DEBUG)
 /* A handle passed to crew_join/crew_detach must be live and not consumed. */
 static void task_check_handle(crew_task *t, const char *fn)
 {
@@ -500,8 +500,10 @@ static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 	crew__store_ptr(&c->fiber, parent->fiber);
 	w->current = c;
 	crew__fq *q = ((crew__stack *)c->fiber)->frames;
-	if (q)
+	if (q) {
+		crew__fq_enter_inline(q); /* parent's frames recorded as parent's */
 		q->task = c; /* c's forks are c's (fork.c: a frame's forker) */
+	}
 	crew__task_run_body(c);
 	/* the child may have suspended and moved us to another worker */
 	crew__worker_current()->current = parent;

@@ -311,6 +311,127 @@ Test(fork, stolen_frames_see_the_cancel, .timeout = CREWT_TIMEOUT(60))
 	cr_expect_eq((intptr_t)res, 1, "the forker was not cancelled at once");
 }
 
+/* ---- the forker of a frame pending across an inline join ---- */
+
+/* P forks A, then joins C, which runs inline on P's fiber and forks until a
+ * thief took A. A is P's frame: cancelling C must not reach A's kid,
+ * cancelling P must. (A slot records its forker when the frame is shared: a
+ * task about to run another inline shares its frames first, or C's share
+ * would record C as A's forker.) For A to be private when C starts, main
+ * keeps the other worker busy meanwhile: nobody asks P for a share. */
+typedef struct inl {
+	crew_future *first;
+	_Atomic(crew_task *) c;
+	char *p_local;
+	atomic_int a_started, c_started, c_inline, c_ready;
+	atomic_long a_first, a_second;
+} inl;
+
+/* A: 7 once `first` is set, if not cancelled by then (the yield says so: a
+ * cancel of C that reached A came before the set); then sleeps until
+ * cancelled (by P's cancel). */
+static void *inl_a(void *arg)
+{
+	inl *x = arg;
+	atomic_store(&x->a_started, 1);
+	void *v = NULL;
+	int rc = crew_future_await(x->first, &v);
+	if (!rc)
+		rc = crew_yield();
+	atomic_store(&x->a_first, rc ? rc : (long)(intptr_t)v);
+	atomic_store(&x->a_second, crew_sleep(30 * CREWT_SEC));
+	return NULL;
+}
+
+static void *inl_c(void *arg)
+{
+	inl *x = arg;
+	char here;
+	/* inline: on P's fiber, a little below P's frame */
+	bool inl = x->p_local > &here && x->p_local - &here < 64 * 1024;
+	atomic_store(&x->c_inline, inl);
+	atomic_store(&x->c_started, 1); /* main lets its worker go idle: it asks */
+	while (inl && !atomic_load(&x->a_started)) { /* a fork answers the ask */
+		crew_frame g;
+		crew_fork(&g, noop, NULL);
+		crew_sync(&g);
+	}
+	atomic_store(&x->c_ready, 1);
+	while (inl && crew_sleep(CREWT_SEC) != -ECANCELED)
+		;
+	return NULL;
+}
+
+static void *inl_p(void *arg)
+{
+	inl *x = arg;
+	char here;
+	x->p_local = &here;
+	/* a fork answers a request left standing on this worker (if any) */
+	crew_frame d;
+	crew_fork(&d, noop, NULL);
+	crew_sync(&d);
+	crew_frame a;
+	crew_fork(&a, inl_a, x);
+	crew_task *c = crew_spawn(inl_c, x);
+	if (!c)
+		return (void *)(intptr_t)-1;
+	atomic_store(&x->c, c);
+	crew_join(c, NULL); /* inline: nobody else takes c from our deque */
+	crew_sync(&a);
+	return NULL;
+}
+
+/* One try: 1 when C ran inline (then checked), 0 when not, < 0 on error. */
+static intptr_t inl_try(void)
+{
+	inl x = { .first = crew_future_new() };
+	if (!x.first)
+		return -1;
+	crew_task *p = crew_spawn(inl_p, &x); /* the other worker takes it */
+	if (!p)
+		return -2;
+	while (!atomic_load(&x.c_started)) /* busy: this worker asks nobody */
+		;
+	while (!atomic_load(&x.c_ready) || !atomic_load(&x.c))
+		crew_sleep(CREWT_MS / 10);
+	intptr_t r = atomic_load(&x.c_inline);
+	if (r)
+		crew_cancel(atomic_load(&x.c)); /* C's: must not reach A */
+	crew_future_set(x.first, (void *)7);
+	while (atomic_load(&x.a_first) == 0)
+		crew_sleep(CREWT_MS / 10);
+	crew_cancel(p); /* P's: must reach A (and ends its sleep) */
+	crew_join(p, NULL);
+	if (r == 1 && (atomic_load(&x.a_first) != 7 || atomic_load(&x.a_second) != -ECANCELED))
+		r = -100 - (atomic_load(&x.a_first) == 7);
+	crew_future_release(x.first);
+	return r;
+}
+
+static void *inl_main(void *arg)
+{
+	(void)arg;
+	intptr_t inlined = 0;
+	for (int i = 0; i < 50 && inlined < 5; i++) {
+		intptr_t r = inl_try();
+		if (r < 0)
+			return (void *)r;
+		inlined += r;
+	}
+	return (void *)inlined;
+}
+
+Test(fork, a_frame_pending_across_an_inline_join_is_its_forkers, .timeout = CREWT_TIMEOUT(60))
+{
+	void *res = NULL;
+	cr_assert_eq(crewt_run(2, inl_main, NULL, &res), 0);
+	intptr_t r = (intptr_t)res;
+	cr_expect_neq(r, -100, "cancelling the task joined inline reached its joiner's frame");
+	cr_expect_neq(r, -101, "cancelling the forker did not reach its stolen frame");
+	cr_expect_gt(r, 0, "no inline join in 50 tries, or an error (%ld)", (long)r);
+}
+
 /* Cancelled before it forks: the frame starts cancelled, stolen or inline. */
 static void *sleep_rc(void *arg)
 {
