@@ -508,12 +508,13 @@ typedef struct crew_frame {
  * inline code (the macros below) that pushes and pops the frame with a few
  * plain loads and stores, and calls the exported functions only for
  * everything else (a fiber's first fork, a full deque, a thief's request,
- * a stolen frame, a low stack, CREW_DEBUG builds of libcrew). That code
- * reads the
- * private layout below:
- * it is compiled into the caller, so a program must be rebuilt with the
- * crew.h of the libcrew it runs with. Define CREW_NO_INLINE_FORK before
- * including crew.h to call the exported functions instead (same semantics).
+ * a stolen frame, a low stack, CREW_DEBUG builds of libcrew). The frame's
+ * address does not leave the calling function, so the compiler may keep
+ * the frame in registers and call `fn` directly at the sync. That code
+ * reads the private layout below: it is compiled into the caller, so a
+ * program must be rebuilt with the crew.h of the libcrew it runs with.
+ * Define CREW_NO_INLINE_FORK before including crew.h to call the exported
+ * functions instead (same semantics).
  */
 CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
 
@@ -556,8 +557,9 @@ struct crew__frame {
 	int64_t b;                     /* its slot: q->slots[b] */
 };
 /* A slot: one cache line, written by the owner at the push and the share;
- * a thief that takes it writes the rest, and it stays the frame's until its sync (slots
- * are used as a stack: slot b holds the fiber's b-th outstanding frame). */
+ * a thief that takes it writes the rest. It stays the frame's until its
+ * sync (slots are used as a stack: slot b holds the fiber's b-th
+ * outstanding frame). */
 struct crew__slot {
 	crew_fn fn;
 	void *arg;

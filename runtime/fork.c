@@ -356,7 +356,7 @@ __attribute__((noinline)) static void *sync_shared(crew__fq *q, int64_t b, crew_
 		return sync_run(fn, arg, q);
 	/* the last shared frame: ours if our CAS comes first (it keeps the
 	 * index and changes the generation: frames.h, Overview) */
-	if (crew__fq_idx(h) == b && crew__cas_64(&q->head, h, h + CREW_FQ_GEN))
+	if (crew__fq_idx(h) == b && crew__cas_64(&q->head, h, crew__fq_moved(h, b)))
 		return sync_run(fn, arg, q);
 	/* stolen: head is b + 1 now, and no thief can move it (split is b) */
 	void *r = frame_wait(&q->slots[b]);
@@ -364,7 +364,7 @@ __attribute__((noinline)) static void *sync_shared(crew__fq *q, int64_t b, crew_
 	 * CAS, so that a move we did not expect cannot go unseen) */
 	h = crew__load_64(&q->head);
 	if (crew__fq_idx(h) != b + 1 ||
-	    !crew__cas_64(&q->head, h, (h - crew__fq_idx(h)) + CREW_FQ_GEN + b))
+	    !crew__cas_64(&q->head, h, crew__fq_moved(h, b)))
 		crew__die("crew_sync: frame deque %p corrupted (head %lld after the steal of "
 			  "slot %lld)",
 			  (void *)q, (long long)crew__fq_idx(h), (long long)b);
@@ -374,14 +374,22 @@ __attribute__((noinline)) static void *sync_shared(crew__fq *q, int64_t b, crew_
 /* The frame is ours again but the stack is low (a deep chain of inline
  * syncs, as crew_join bounds its inline joins): run it as a task on a fiber
  * of its own and wait for it, as for a stolen frame, with a record on our
- * stack in place of a slot. Inline when no task can be had. q: the deque it
- * was popped from, or NULL (never pushed). */
+ * stack in place of a slot. Inline, on what is left of this stack, when no
+ * task or no stack can be had: a task left to wait for a stack would wait
+ * for good when, as in a deep chain, every stack is held by a sync waiting
+ * for such a task (stack_starve.c); a stack that overflows is reported.
+ * q: the deque it was popped from, or NULL (never pushed). */
 __attribute__((noinline)) static void *sync_on_own_fiber(crew_fn fn, void *arg, crew__fq *q)
 {
 	crew__worker *w = crew__worker_current();
-	crew_task *t = crew__task_alloc(w);
-	if (!t)
+	crew__stack *s = crew__stack_get(w);
+	if (!s)
 		return fn(arg);
+	crew_task *t = crew__task_alloc(w);
+	if (!t) {
+		crew__stack_put(w, s);
+		return fn(arg);
+	}
 	/* The kid goes on this fiber's deque's stolen list (made if the frame
 	 * was never pushed: the deque was full, or none could be had), so
 	 * that a cancel of ours reaches it (fork_kid_add). */
@@ -389,6 +397,7 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew_fn fn, void *arg, 
 			   .q = q ? q : crew__frames_of_current(w) };
 	crew__store_ptr(&rec.waiter, NULL); /* relaxed: published by the push */
 	crew__task_init_frame(w, t, frame_run, &rec);
+	crew__stack_attach(t, s);
 	fork_kid_add(&rec, t); /* it runs fn for the forking task: its kid */
 	crew__schedule(t, false); /* the push is a release: t and rec with it */
 	return frame_wait(&rec);

@@ -107,10 +107,16 @@ typedef struct crew__slot crew__slot;
 #define CREW_FRAME_DONE ((struct crew_task *)1)
 
 /* head's index and generation (see Overview) */
-#define CREW_FQ_GEN ((int64_t)1 << 32)
 static inline int64_t crew__fq_idx(int64_t head)
 {
 	return (int64_t)(uint32_t)head;
+}
+/* head with index idx, in the generation after head's (unsigned: the
+ * generation wraps, harmlessly, after 2^32 moves) */
+static inline int64_t crew__fq_moved(int64_t head, int64_t idx)
+{
+	uint64_t gen = ((uint64_t)head >> 32) + 1;
+	return (int64_t)((gen << 32) | (uint64_t)idx);
 }
 
 /* Owner only: push fn(arg), forked by q->task; its slot's index, or -1 when

@@ -368,6 +368,7 @@ struct crew__stack {
 	uint32_t forks;    /* CREW_DEBUG: frames forked on it and not yet synced */
 };
 crew__stack *crew__stack_get(crew__worker *w);
+void crew__stack_attach(crew_task *t, crew__stack *s);
 void crew__stack_put(crew__worker *w, crew__stack *s);
 void crew__stack_trim(crew__worker *w, unsigned keep);
 void crew__stack_drop_all(crew__worker *w);

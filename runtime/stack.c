@@ -450,6 +450,15 @@ crew__stack *crew__stack_get(crew__worker *w)
 	return crew__stack_get(w);
 }
 
+/* t, not started yet, will start on s (worker_prepare then leaves it). */
+void crew__stack_attach(crew_task *t, crew__stack *s)
+{
+	s->owner = t->name;
+	t->stack = s;
+	crew__store_ptr(&t->fiber, &s->fiber); /* relaxed: fork.c's fork_deque_of */
+	crew__fiber_init(t->fiber, crew__fiber_entry, t);
+}
+
 void crew__stack_put(crew__worker *w, crew__stack *s)
 {
 	if (CREW_UNLIKELY(!s))

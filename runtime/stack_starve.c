@@ -45,10 +45,7 @@ static void task_requeued(crew_task *t)
 /* Give stack s to a starved task t and queue it on this worker. */
 static void stack_give(crew_task *t, crew__stack *s)
 {
-	s->owner = t->name;
-	t->stack = s;
-	crew__store_ptr(&t->fiber, &s->fiber); /* relaxed: fork.c's fork_deque_of */
-	crew__fiber_init(t->fiber, crew__fiber_entry, t);
+	crew__stack_attach(t, s);
 	crew__schedule(t, false); /* the push publishes t's new fields (release) */
 }
 

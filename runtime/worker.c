@@ -531,6 +531,8 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 	 * are still on t's fiber, its deque's owner (w->fq is t's deque here,
 	 * unlike in worker_run, where it may name a fiber that has since
 	 * resumed on another worker). */
+	/* its forks into crew_stats, as at a switch to the scheduler */
+	crew__fq_count_forks(w, w->fq);
 	if (w->fq && crew__fq_share_all(w->fq))
 		crew__fq_park(w, w->fq);
 	worker_yield_list_append(w, t);

@@ -432,6 +432,48 @@ Test(stack, tasks_wait_for_a_stack, .timeout = CREWT_TIMEOUT(60))
 	expect_starved_tasks_ran(starve_child);
 }
 
+/* A fork/sync chain deeper than the stacks that can be mapped: each sync on
+ * a low stack runs its frame on a fiber of its own, and once no stack can be
+ * had it must not leave that frame waiting for one (every stack is held by
+ * a sync waiting for such a frame: it hung for good). It runs on what is
+ * left of the stack instead, which here overflows: reported, not a hang. */
+static void *oom_chain(void *arg)
+{
+	long n = (long)arg;
+	if (n == 0)
+		return NULL;
+	crew_frame f;
+	crew_fork(&f, oom_chain, (void *)(n - 1));
+	long r = (long)crew_sync(&f);
+	__asm__ volatile("" ::: "memory"); /* not a tail call */
+	return (void *)(r + 1);
+}
+
+#define OOM_CHAIN 20000000L
+
+static void oom_chain_child(void *arg)
+{
+	(void)arg;
+	limit_address_space((size_t)256 << 20);
+	void *r = NULL;
+	int rc = crewt_run_stack(1, 16 * KIB, oom_chain, (void *)OOM_CHAIN, &r);
+	printf("run %d depth %ld\n", rc, (long)r);
+}
+
+Test(stack, deep_fork_chain_without_stacks_does_not_hang, .timeout = CREWT_TIMEOUT(60))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(oom_chain_child, NULL, 40 * CREWT_SEC, &p), 0);
+	cr_expect(!p.timed_out, "the chain hung; stderr:\n%s", p.err);
+	bool done = WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0 &&
+		    strstr(p.out, "run 0 depth 20000000\n");
+	bool reported = WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGABRT &&
+			strstr(p.err, "stack overflow");
+	cr_expect(done || reported, "child %s; stdout:\n%s\nstderr:\n%s", crewt_status_str(p.status),
+		  p.out, p.err);
+	crewt_proc_free(&p);
+}
+
 /* ---- the SIGSEGV handler beside the application's ---- */
 
 static char *trap_page;

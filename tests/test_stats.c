@@ -127,6 +127,46 @@ Test(stats, steals_are_counted, .timeout = CREWT_TIMEOUT(60))
 	cr_expect_eq(crew_stats(NULL, 1), -EINVAL);
 }
 
+/* A task that forks, then yields straight to another task (crew_yield's
+ * direct switch, not through the scheduler): its forks are in crew_stats
+ * from then on, as at any switch out. */
+static atomic_int yf_forked, yf_stop;
+static void *yield_forker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 100; i++) {
+		crew_frame f;
+		crew_fork(&f, ret_arg, NULL);
+		crew_sync(&f);
+	}
+	atomic_store(&yf_forked, 1);
+	while (!atomic_load(&yf_stop))
+		crew_yield();
+	return NULL;
+}
+static void *yield_stats_main(void *arg)
+{
+	uint64_t *forks = arg;
+	crew_task *t = crew_spawn(yield_forker, NULL);
+	if (!t)
+		return NULL;
+	while (!atomic_load(&yf_forked))
+		crew_yield();
+	crew_worker_stats s[1];
+	if (crew_stats(s, 1) == 1)
+		*forks = s[0].forks;
+	atomic_store(&yf_stop, 1);
+	crew_join(t, NULL);
+	return NULL;
+}
+
+Test(stats, forks_of_a_task_that_yields_to_another, .timeout = CREWT_TIMEOUT(30))
+{
+	uint64_t forks = 0;
+	cr_assert_eq(crewt_run(1, yield_stats_main, &forks, NULL), 0);
+	cr_expect_eq(forks, 100, "forks seen while the forker is yielded: %lu", (unsigned long)forks);
+}
+
 static void env_child(void *arg)
 {
 	(void)arg;

@@ -40,10 +40,22 @@ extra=$(comm -13 "$tmp/api" "$tmp/exported")
 step "libcrew.so exports the $(wc -l <"$tmp/api") functions (and thread-locals) of crew.h and nothing else"
 
 cat >"$tmp/prog.c" <<'EOF'
-/* A user's first program: spawn, join, sleep, a future set by another task. */
+/* A user's first program: spawn, join, sleep, a future set by another task,
+ * and fork-join (crew_fork/crew_sync, whose inline code calls into libcrew). */
 #include <crew.h>
 #include <stdint.h>
 #include <stdio.h>
+
+static void *fib(void *arg)
+{
+	intptr_t n = (intptr_t)arg;
+	if (n < 2)
+		return arg;
+	crew_frame f;
+	crew_fork(&f, fib, (void *)(n - 1));
+	intptr_t b = (intptr_t)fib((void *)(n - 2));
+	return (void *)((intptr_t)crew_sync(&f) + b);
+}
 
 static void *square(void *arg)
 {
@@ -88,6 +100,9 @@ static void *main_task(void *arg)
 		return "future not set to 42";
 	crew_join(setter, NULL);
 	crew_future_release(f);
+
+	if ((intptr_t)fib((void *)20) != 6765)
+		return "fib(20) by crew_fork/crew_sync is not 6765";
 	return NULL;
 }
 
