@@ -528,7 +528,7 @@ CREW_API void crew_fork(crew_frame *f, crew_fn fn, void *arg);
  * suspends until the thief finished it (its worker runs other work
  * meanwhile). The wait
  * is not a cancellation point and is never skipped: a cancelled task's syncs
- * still wait for their frames (the frames live on its stack).
+ * still wait for their frames (whose arguments may live on its stack).
  * Context: the task that forked `f` (see crew_fork's rules); outside a task,
  * calls fn(arg). Inline fast path: see crew_fork.
  */
