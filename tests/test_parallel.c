@@ -34,9 +34,18 @@ static void cover_body(size_t a, size_t b, void *p)
 	for (size_t i = a; i < b && i < c->hi; i++) {
 		atomic_fetch_add(&c->hits[i - c->lo], 1);
 		if (c->skew && i - c->lo >= (c->hi - c->lo) * 3 / 4) {
+			/* busy work (no sleeping): `skew` steps, then more until
+			 * both workers ran a piece or 5 ms passed, so that a
+			 * worker the OS keeps off the CPU a while (a loaded
+			 * machine) still finds heavy work left to ask for */
 			unsigned long x = i;
-			for (unsigned k = 0; k < c->skew; k++) /* busy work, no sleeping */
+			uint64_t until = crew_now() + 5 * CREWT_MS;
+			unsigned k = 0;
+			while (k < c->skew ||
+			       (atomic_load(&c->workers_seen) != 3 && crew_now() < until)) {
 				x = x * 6364136223846793005ul + 1442695040888963407ul;
+				k++;
+			}
 			atomic_fetch_add(&c->sink, x & 1);
 		}
 	}
@@ -85,7 +94,10 @@ Test(parallel, for_covers_each_index_once, .timeout = CREWT_TIMEOUT(120))
 }
 
 /* The last quarter is heavy: with two workers the idle one asks, the owner
- * splits, and pieces run on both. */
+ * splits, and pieces run on both. (Each heavy index keeps busy up to 5 ms
+ * until both workers ran a piece: the 1024 of them give the second worker
+ * seconds to get onto a loaded machine's CPU, and cost nothing once it
+ * did.) */
 Test(parallel, for_skewed_work_is_shared, .timeout = CREWT_TIMEOUT(120))
 {
 	cover c = { .lo = 0, .hi = 4096, .grain = 4, .skew = CREWT_SIZE(200000, 20000) };
