@@ -495,7 +495,9 @@ typedef struct crew_frame {
  * Rules: every crew_fork is matched by one crew_sync of the same frame, in
  * the same task, in reverse order of the forks (the last forked is synced
  * first), and all before the task returns. Builds with CREW_DEBUG check it
- * and abort with a message; otherwise a violation corrupts the deque.
+ * and abort with a message; otherwise a violation corrupts the deque. A
+ * frame that was never forked must not be synced (a zeroed one aborts with
+ * a message; garbage is undefined, in every build).
  * Up to 512 frames may be outstanding per fiber; beyond that (and when no
  * memory for a fiber's first deque, about 32 KiB, can be had) crew_fork
  * keeps the call for crew_sync to run inline (counted as an overflow).

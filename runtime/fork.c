@@ -406,6 +406,8 @@ __attribute__((noinline)) static void *sync_on_own_fiber(crew_fn fn, void *arg, 
 void *crew__sync_out(crew__fq *q, int64_t b, crew_fn fn, void *arg)
 {
 	if (CREW_UNLIKELY(!q)) { /* outside a task, or the deque was full */
+		if (CREW_UNLIKELY(!fn)) /* a zeroed frame, say: not forked */
+			crew__die("crew_sync: the frame has no function (was it forked?)");
 		crew__worker *w = crew__tls_worker;
 		if (w && w->current && !crew__stack_room(w->current))
 			return sync_on_own_fiber(fn, arg, NULL);
@@ -456,8 +458,20 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	/* acquire: pairs with the release in crew__fq_publish */
 	crew__fq *q = crew__load_acquire_ptr(&v->fq), *from = q;
 	crew__slot *f = CREW_FQ_EMPTY;
-	/* the task that will carry the frame, before the frame is ours */
+	/* The task that will carry the frame, and its stack, before the frame
+	 * is ours. None while tasks wait for stacks (stack_starve.c), or when
+	 * no stack can be had: the stolen frame's task would wait for a stack
+	 * while its forker holds one, waiting for it in crew_sync, and once
+	 * every stack is held so nothing is released. Unstolen, a frame runs
+	 * at its sync. */
+	if (CREW_UNLIKELY(crew__stack_pressure(crew__rt))) {
+		crew__stack_put(w, w->steal_stack); /* to a waiting task */
+		w->steal_stack = NULL;
+		return NULL;
+	}
 	if (!w->steal_spare && !(w->steal_spare = crew__task_alloc(w)))
+		return NULL;
+	if (!w->steal_stack && !(w->steal_stack = crew__stack_get(w)))
 		return NULL;
 	if (q) {
 		f = CREW_FQ_RETRY;
@@ -492,6 +506,8 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 	w->steal_spare = NULL;
 	f->q = from; /* the slot is ours until its sync: frames.h */
 	crew__task_init_frame(w, t, frame_run, f);
+	crew__stack_attach(t, w->steal_stack);
+	w->steal_stack = NULL;
 	fork_kid_add(f, t); /* f->task waits in crew_sync for f: alive until the remove */
 	crew__stat_inc(&w->stats.steals);
 	return t;

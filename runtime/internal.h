@@ -160,6 +160,7 @@ struct crew__worker {
 	crew__stats stats;
 	crew__fq *fq_all;        /* frame deques this worker allocated (freed at the end) */
 	crew_task *steal_spare;  /* a task ready to carry a stolen frame */
+	crew__stack *steal_stack;/* and its stack (fork.c, crew__frame_steal) */
 	crew__stack *stack_reserve; /* runs the parking fiber of a starved task (stack_starve.c) */
 };
 

@@ -508,17 +508,21 @@ static void stack_list_tsan_destroy(crew__stack *s)
 }
 #endif
 
-/* A stopping worker forgets its hot list and reserve: the slabs are unmapped next. */
+/* A stopping worker forgets its hot list, its reserve and the stack it
+ * kept for a stolen frame: the slabs are unmapped next. */
 void crew__stack_drop_all(crew__worker *w)
 {
 #if defined(CREW_TSAN)
 	stack_list_tsan_destroy(w->stack_free);
 	if (w->stack_reserve && w->stack_reserve->fiber.tsan)
 		__tsan_destroy_fiber(w->stack_reserve->fiber.tsan);
+	if (w->steal_stack && w->steal_stack->fiber.tsan)
+		__tsan_destroy_fiber(w->steal_stack->fiber.tsan);
 #endif
 	w->stack_free = NULL;
 	w->stack_free_count = 0;
 	w->stack_reserve = NULL;
+	w->steal_stack = NULL;
 }
 
 /* After all workers stopped: unmap every slab. */

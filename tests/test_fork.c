@@ -740,6 +740,20 @@ Test(fork, outside_a_task)
 	cr_expect_eq((uintptr_t)crew_sync(&f), 7);
 }
 
+/* A zeroed frame (never forked) synced: a message, not a call of NULL. */
+static void *zeroed_sync_main(void *arg)
+{
+	(void)arg;
+	crew_frame z;
+	memset(&z, 0, sizeof z);
+	return crew_sync(&z);
+}
+
+Test(fork, sync_of_a_zeroed_frame_aborts, .timeout = CREWT_TIMEOUT(30))
+{
+	crewt_expect_abort(zeroed_sync_main, "sync of a zeroed frame", "has no function");
+}
+
 /* ---- order violations (debug builds only) ---- */
 
 #ifdef CREWT_DEBUG_BUILD

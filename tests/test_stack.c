@@ -474,6 +474,50 @@ Test(stack, deep_fork_chain_without_stacks_does_not_hang, .timeout = CREWT_TIMEO
 	crewt_proc_free(&p);
 }
 
+/* Thieves under stack pressure: a parallel_for whose body sleeps, once no
+ * second slab of (64 MiB) stacks can be mapped. A stolen half needs a task
+ * with a stack; if a thief took it anyway, that task waited for a stack
+ * while its forker held one waiting for it in crew_sync, and once every
+ * stack was held so, the run hung for good (on 4 workers, 3 runs of 3). A
+ * thief now steals only with a stack in hand, and not while tasks wait for
+ * one: the halves nobody took run at their syncs. */
+static atomic_long pressure_pieces;
+
+static void pressure_body(size_t lo, size_t hi, void *ctx)
+{
+	(void)ctx;
+	for (size_t i = lo; i < hi; i++) {
+		atomic_fetch_add(&pressure_pieces, 1);
+		crew_sleep(CREWT_MS / 5);
+	}
+}
+
+static void *pressure_main(void *arg)
+{
+	(void)arg;
+	limit_address_space((size_t)512 << 20); /* the first slab is mapped by now */
+	return (void *)(intptr_t)crew_parallel_for(0, 4096, 1, pressure_body, NULL);
+}
+
+static void pressure_child(void *arg)
+{
+	(void)arg;
+	void *r = (void *)1;
+	int rc = crewt_run_stack(4, BIG_STACK, pressure_main, NULL, &r);
+	printf("run %d for %ld pieces %ld\n", rc, (long)(intptr_t)r, atomic_load(&pressure_pieces));
+}
+
+Test(stack, thieves_under_stack_pressure_do_not_hang_fork_join, .timeout = CREWT_TIMEOUT(60))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(pressure_child, NULL, 40 * CREWT_SEC, &p), 0);
+	cr_expect(!p.timed_out, "hung; stdout:\n%s\nstderr:\n%s", p.out, p.err);
+	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
+	          crewt_status_str(p.status), p.err);
+	cr_expect_str_eq(p.out, "run 0 for 0 pieces 4096\n", "stdout:\n%s", p.out);
+	crewt_proc_free(&p);
+}
+
 /* ---- the SIGSEGV handler beside the application's ---- */
 
 static char *trap_page;
