@@ -60,7 +60,7 @@
  *     thief needs it, to pass on the forker's cancellation), from the
  *     deque's `task`: private frames are always that task's, because a
  *     task that runs another inline on its fiber (crew_join) shares its
- *     own private frames first (crew__fq_enter_inline). The push then
+ *     own private frames first (crew__fq_share_private). The push then
  *     stores two words and the index.
  *   - owner popping a frame in the shared part (fork.c, sync_shared): it
  *     moves split down to that frame, fences, and reads head; the last
@@ -171,7 +171,7 @@ static inline void crew__fq_rearm(crew__fq *q)
  * bottom). Their `waiter` and `task` (the forking task) start here (a
  * frame no thief can see needs neither): no store at the push. Private
  * frames are always q->task's: a task that runs inline on its joiner's
- * fiber shares the joiner's first (crew__fq_enter_inline). */
+ * fiber shares the joiner's first (crew__fq_share_private). */
 static inline void crew__fq_share_to(crew__fq *q, int64_t n)
 {
 	for (int64_t s = q->o_split; s < n; s++) {
@@ -202,6 +202,16 @@ static inline bool crew__fq_has_shared(crew__fq *q)
 	return crew__fq_idx(crew__load_64(&q->head)) < crew__load_acquire_64(&q->split);
 }
 
+/* Owner only: share every private frame. Called when they would otherwise
+ * wait until the fiber runs on (crew__fq_share_all), and before the fiber's
+ * task runs another task inline (crew_join, task.c), so that they record
+ * that task as their forker (crew__fq_share_to). */
+static inline void crew__fq_share_private(crew__fq *q)
+{
+	if (q->bottom > q->o_split)
+		crew__fq_share_to(q, q->bottom);
+}
+
 /* The fiber is switching out with private frames (its task suspends or
  * yields): share them all, since they can only wait until it runs again
  * otherwise (a share happens at a fork). True when shared frames are left
@@ -214,22 +224,11 @@ static inline bool crew__fq_has_shared(crew__fq *q)
  * as it yields straight to the next task (worker.c). */
 static inline bool crew__fq_share_all(crew__fq *q)
 {
-	int64_t b = q->bottom;
-	if (b > q->o_split)
-		crew__fq_share_to(q, b);
+	crew__fq_share_private(q);
 	/* shared frames not stolen yet (some maybe shared before, at a fork
 	 * answering a thief): thieves must still find them (relaxed: a hint,
 	 * a steal decides) */
-	return crew__fq_idx(crew__load_64(&q->head)) < b;
-}
-
-/* The fiber's task is about to run another task inline (crew_join): share
- * its private frames first, so that they record it as their forker
- * (crew__fq_share_to). Owner only. */
-static inline void crew__fq_enter_inline(crew__fq *q)
-{
-	if (q->bottom > q->o_split)
-		crew__fq_share_to(q, q->bottom);
+	return crew__fq_idx(crew__load_64(&q->head)) < q->bottom;
 }
 
 #define CREW_FQ_EMPTY ((crew__slot *)0)

@@ -450,7 +450,8 @@ crew__stack *crew__stack_get(crew__worker *w)
 	return crew__stack_get(w);
 }
 
-/* t, not started yet, will start on s (worker_prepare then leaves it). */
+/* t, not started yet, will start on s: its fiber set to enter crew__fiber_entry
+ * (worker_prepare, a starved task given a stack, a stolen frame's task). */
 void crew__stack_attach(crew_task *t, crew__stack *s)
 {
 	s->owner = t->name;

@@ -501,7 +501,7 @@ static void task_run_inline(crew__worker *w, crew_task *parent, crew_task *c)
 	w->current = c;
 	crew__fq *q = ((crew__stack *)c->fiber)->frames;
 	if (q) {
-		crew__fq_enter_inline(q); /* parent's frames recorded as parent's */
+		crew__fq_share_private(q); /* parent's frames recorded as parent's */
 		q->task = c; /* c's forks are c's (fork.c: a frame's forker) */
 	}
 	crew__task_run_body(c);

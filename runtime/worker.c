@@ -486,10 +486,7 @@ static void worker_prepare(crew__worker *w, crew_task *t)
 			crew__store_ptr(&t->fiber, crew__stack_park_fiber(w, t));
 			return;
 		}
-		s->owner = t->name;
-		t->stack = s;
-		crew__store_ptr(&t->fiber, &s->fiber); /* relaxed: fork.c's fork_deque_of */
-		crew__fiber_init(t->fiber, crew__fiber_entry, t);
+		crew__stack_attach(t, s);
 	}
 }
 
