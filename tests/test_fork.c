@@ -237,7 +237,7 @@ Test(fork, cancel_does_not_skip_sync, .timeout = CREWT_TIMEOUT(60))
  * kid's next suspending call end with -ECANCELED, as they would if the
  * frames had run inline in the forker. */
 typedef struct nest {
-	crew_task *forker;
+	_Atomic(crew_task *) forker; /* stored by the forker itself, before its fork */
 	atomic_int kid_started, grandkid_started, kid_stolen, grandkid_stolen;
 	atomic_int kid_rc, grandkid_rc;
 } nest;
@@ -245,7 +245,7 @@ typedef struct nest {
 static void *grandkid(void *arg)
 {
 	nest *n = arg;
-	atomic_store(&n->grandkid_stolen, crew_self() != n->forker);
+	atomic_store(&n->grandkid_stolen, crew_self() != atomic_load(&n->forker));
 	atomic_store(&n->grandkid_started, 1);
 	atomic_store(&n->grandkid_rc, crew_sleep(30 * CREWT_SEC));
 	return NULL;
@@ -268,7 +268,7 @@ static void fork_until_started(crew_fn fn, void *arg, atomic_int *started)
 static void *kid(void *arg)
 {
 	nest *n = arg;
-	atomic_store(&n->kid_stolen, crew_self() != n->forker);
+	atomic_store(&n->kid_stolen, crew_self() != atomic_load(&n->forker));
 	atomic_store(&n->kid_started, 1);
 	fork_until_started(grandkid, n, &n->grandkid_started);
 	atomic_store(&n->kid_rc, crew_sleep(30 * CREWT_SEC));
@@ -278,6 +278,8 @@ static void *kid(void *arg)
 static void *nest_forker(void *arg)
 {
 	nest *n = arg;
+	/* here, not by main after crew_spawn returns: the kid may run before */
+	atomic_store(&n->forker, crew_self());
 	fork_until_started(kid, n, &n->kid_started);
 	return NULL;
 }
@@ -286,7 +288,7 @@ static void *nest_main(void *arg)
 {
 	nest *n = arg;
 	uint64_t t0 = crew_now();
-	crew_task *t = n->forker = crew_spawn(nest_forker, n);
+	crew_task *t = crew_spawn(nest_forker, n);
 	if (!t)
 		return (void *)(intptr_t)-1;
 	while (!atomic_load(&n->grandkid_started))
@@ -526,7 +528,7 @@ Test(fork, overflowed_frame_on_a_low_stack_sees_the_cancel, .timeout = CREWT_TIM
 #define WIDE_SUB 4
 #define WIDE_ROUNDS 400000 /* a bound on each wait for thieves (forks) */
 typedef struct wide {
-	crew_task *top;
+	_Atomic(crew_task *) top; /* stored by the top task itself, before its forks */
 	atomic_int kids_ready, sleeps, cancelled, stolen;
 } wide;
 static wide wide_tree;
@@ -562,7 +564,7 @@ static void *wide_grandkid(void *arg)
 static void *wide_kid(void *arg)
 {
 	(void)arg;
-	atomic_fetch_add(&wide_tree.stolen, crew_self() != wide_tree.top);
+	atomic_fetch_add(&wide_tree.stolen, crew_self() != atomic_load(&wide_tree.top));
 	atomic_int started = 0;
 	crew_frame f[WIDE_SUB];
 	for (int i = 0; i < WIDE_SUB; i++)
@@ -578,6 +580,8 @@ static void *wide_kid(void *arg)
 static void *wide_top(void *arg)
 {
 	(void)arg;
+	/* here, not by main after crew_spawn returns: a kid may run before */
+	atomic_store(&wide_tree.top, crew_self());
 	crew_frame f[WIDE_KIDS];
 	for (int i = 0; i < WIDE_KIDS; i++) {
 		crew_fork(&f[i], wide_kid, NULL);
@@ -592,15 +596,15 @@ static void *wide_top(void *arg)
 static void *wide_main(void *arg)
 {
 	(void)arg;
-	wide_tree.top = crew_spawn(wide_top, NULL);
-	if (!wide_tree.top)
+	crew_task *top = crew_spawn(wide_top, NULL);
+	if (!top)
 		return (void *)(intptr_t)-1;
 	/* the whole tree asleep, or as much of it as got going (bounded) */
 	for (int i = 0; i < 5000 && atomic_load(&wide_tree.stolen) < WIDE_KIDS * (1 + WIDE_SUB); i++)
 		crew_sleep(CREWT_MS);
 	crew_sleep(10 * CREWT_MS); /* the last ones are asleep by now, most likely */
-	crew_cancel(wide_tree.top);
-	return (void *)(intptr_t)crew_join(wide_tree.top, NULL);
+	crew_cancel(top);
+	return (void *)(intptr_t)crew_join(top, NULL);
 }
 
 Test(fork, cancel_reaches_a_wide_tree_of_stolen_frames, .timeout = CREWT_TIMEOUT(120))
