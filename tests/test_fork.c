@@ -301,7 +301,7 @@ static void *nest_main(void *arg)
 
 Test(fork, stolen_frames_see_the_cancel, .timeout = CREWT_TIMEOUT(60))
 {
-	nest n = { 0 };
+	nest n = { .forker = NULL };
 	void *res = NULL;
 	cr_assert_eq(crewt_run(2, nest_main, &n, &res), 0);
 	cr_expect(atomic_load(&n.kid_stolen) && atomic_load(&n.grandkid_stolen),
