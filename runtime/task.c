@@ -297,7 +297,9 @@ CREW_COLD static crew_task *task_spawn_ext(crew_fn fn, void *arg, const char *na
 	}
 	crew_task *t = NULL;
 	int err = EPERM;
-	if (CREW_UNLIKELY(crew__stack_pressure(rt))) { /* tasks wait for stacks: stack_starve.c */
+	/* tasks wait for stacks (stack_starve.c): try later, unless main has
+	 * returned, when EPERM (below) is the answer that lasts */
+	if (CREW_UNLIKELY(crew__stack_pressure(rt)) && !crew__load_acquire_32(&rt->shutdown)) {
 		crew__ext_leave();
 		errno = ENOMEM;
 		return NULL;

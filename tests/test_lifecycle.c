@@ -179,15 +179,23 @@ Test(lifecycle, stress_plain_spawn_vs_end, .timeout = CREWT_TIMEOUT(120))
 
 /* Plain threads that spawn without pause: once main returned, their spawns
  * fail with EPERM, so crew_run returns. Before, the runtime stopped only
- * when no task was left, which never happened while they went on (the cap
- * below ends the old behaviour's run; then no spawner had seen EPERM). */
+ * when no task was left, which never happened while they went on.
+ *
+ * The cap that ends the old behaviour's run counts only spawns made after
+ * main said it was returning (main_leaving): a cap on all spawns let a
+ * flooder finish before main's worker got the CPU back to return (CI, clang
+ * build, ctest -j: two of three flooders made their 100k spawns while main
+ * was still waiting for the third to start), and then it never saw EPERM.
+ * Between main_leaving and the shutdown flag lie only main's return and its
+ * finisher, a few hundred instructions, against FLOOD_CAP spawns. */
 #define FLOOD_THREADS 3
-#define FLOOD_CAP 100000
+#define FLOOD_CAP 300000
 
 typedef struct flood {
 	pthread_t thread[FLOOD_THREADS];
 	int fail_errno[FLOOD_THREADS];
 	atomic_int started;
+	atomic_int main_leaving;
 	atomic_long bodies;
 } flood;
 
@@ -209,15 +217,19 @@ static void *flooder(void *arg)
 	int k = (int)(intptr_t)arg;
 	atomic_fetch_add(&flood_of->started, 1);
 	flood_of->fail_errno[k] = 0;
-	for (int i = 0; i < FLOOD_CAP; i++) {
+	for (long after = 0; after < FLOOD_CAP;) {
+		/* read before the spawn: a spawn counted here began after main
+		 * said it was leaving */
+		bool leaving = atomic_load(&flood_of->main_leaving);
 		crew_task *t = crew_spawn(flood_body, NULL);
 		if (!t) {
 			flood_of->fail_errno[k] = errno;
 			if (errno != ENOMEM) /* ENOMEM: tasks wait for stacks; try again */
 				break;
-			continue;
+		} else {
+			crew_detach(t);
 		}
-		crew_detach(t);
+		after += leaving;
 	}
 	return NULL;
 }
@@ -232,6 +244,7 @@ static void *flood_main(void *arg)
 	 * only after the flooders were done */
 	while (atomic_load(&f->started) < FLOOD_THREADS)
 		;
+	atomic_store(&f->main_leaving, 1);
 	return NULL; /* the flooders go on */
 }
 
