@@ -241,45 +241,96 @@ CREW_COLD static void fork_share(crew__worker *w, crew__fq *q)
 		crew__idle_notify(crew__rt); /* the asker may have parked meanwhile */
 }
 
-CREW_COLD static struct crew__forked fork_overflow(crew__worker *w)
+#if defined(CREW_DEBUG)
+/*
+ * The order checks. Each fiber keeps a record of its outstanding frames,
+ * oldest first: the forking task, the call, and the frame's index (its slot,
+ * or CREW_FQ_CAP + its place in the record when it went to no slot: the deque
+ * was full, or none could be had). A sync must be of the newest record, by
+ * its task: that catches syncs out of order, twice, of frames forked
+ * elsewhere, and frames past the deque's 512 (whose slot index alone would
+ * say nothing) alike. A task joined inline runs on its joiner's fiber and
+ * adds to the same record, above its joiner's frames, which is the nesting
+ * it must keep.
+ */
+struct crew__dbg_frame {
+	crew_task *task;
+	crew_fn fn;
+	void *arg;
+	int64_t b;
+};
+
+/* A fork by the running task: record it; b is its slot, or -1 for none.
+ * Returns the frame's index. */
+static int64_t frame_note_fork(crew__worker *w, int64_t b, crew_fn fn, void *arg)
 {
-	crew__stat_inc(&w->stats.overflows);
-	return (struct crew__forked){ NULL, 0 }; /* run at sync: correct, only not parallel */
+	crew__stack *s = (crew__stack *)w->current->fiber;
+	if (s->forks == s->dbg_cap) {
+		uint32_t cap = s->dbg_cap ? 2 * s->dbg_cap : 64;
+		struct crew__dbg_frame *more = realloc(s->dbg_frames, cap * sizeof(*more));
+		if (!more)
+			crew__die("crew_fork in task '%s': no memory for CREW_DEBUG's record of "
+				  "%u outstanding frames",
+				  w->current->name, s->forks);
+		s->dbg_frames = more;
+		s->dbg_cap = cap;
+	}
+	if (b < 0)
+		b = (int64_t)CREW_FQ_CAP + s->forks;
+	s->dbg_frames[s->forks++] = (struct crew__dbg_frame){ w->current, fn, arg, b };
+	return b;
 }
 
-#if defined(CREW_DEBUG)
-/* Each fiber counts its outstanding forks (so that a task that returns with
- * a frame outstanding is caught: crew__task_run_body); a sync must be of
- * the newest outstanding frame of the fiber that runs it, forked by the
- * task that syncs it. */
-static void frame_check_sync(crew__fq *q, int64_t b)
+/* A sync of frame {q, b, fn, arg} by the running task: it must be the
+ * newest record of this fiber, forked by this task. q NULL and b 0: forked
+ * outside a task (nothing to check). */
+static void frame_check_sync(crew__fq *q, int64_t b, crew_fn fn, void *arg)
 {
+	if (!q && b == 0)
+		return;
 	crew__worker *w = crew__worker_current();
 	crew__stack *s = w && w->current ? (crew__stack *)w->current->fiber : NULL;
-	if (!s || b < 0 || b >= (int64_t)CREW_FQ_CAP || s->frames != q)
+	if (!s || (q && s->frames != q) || b < 0 || (!q && b < (int64_t)CREW_FQ_CAP))
 		crew__die("crew_sync: a frame forked on another fiber, or not forked (frames "
 			  "must be synced by the task that forked them)");
-	/* a task joined inline runs on its joiner's fiber: the index alone
-	 * would let it sync its joiner's frames (task: the fiber's task when
-	 * the frame was pushed, crew__fq_push) */
-	if (q->slots[b].task != w->current)
+	const struct crew__dbg_frame *top = s->forks ? &s->dbg_frames[s->forks - 1] : NULL;
+	if (!top || top->b != b || top->fn != fn || top->arg != arg)
+		crew__die("crew_sync in task '%s': frames must be synced once each, in reverse "
+			  "order of their forks (this is not the newest of the fiber's %u "
+			  "outstanding frames)",
+			  w->current->name, s->forks);
+	/* a task joined inline runs on its joiner's fiber: the record alone
+	 * would let it sync its joiner's frames */
+	if (top->task != w->current)
 		crew__die("crew_sync in task '%s': frames must be synced by the task that "
 			  "forked them (this one was forked by another task)",
 			  w->current->name);
-	if (s->forks == 0 || b != q->bottom - 1)
-		crew__die("crew_sync: frames must be synced in reverse order of their forks, "
-			  "by the task that forked them (frame %lld of %lld outstanding)",
-			  (long long)b + 1, (long long)q->bottom);
 	s->forks--;
 }
-static void frame_count_fork(crew__worker *w)
-{
-	((crew__stack *)w->current->fiber)->forks++;
-}
 #else
-#define frame_check_sync(q, b) ((void)0)
-#define frame_count_fork(w) ((void)0)
+#define frame_note_fork(w, b, fn, arg) (b)
+#define frame_check_sync(q, b, fn, arg) ((void)0)
 #endif
+
+/* A fork that got no slot (no deque, or it is full): crew_sync will run the
+ * call inline. */
+static struct crew__forked fork_unpushed(crew__worker *w, crew_fn fn, void *arg)
+{
+#if defined(CREW_DEBUG)
+	if (w && w->current)
+		return (struct crew__forked){ NULL, frame_note_fork(w, -1, fn, arg) };
+#endif
+	(void)w;
+	(void)fn;
+	(void)arg;
+	return (struct crew__forked){ NULL, 0 };
+}
+
+CREW_COLD static struct crew__forked fork_overflow(crew__worker *w, crew_fn fn, void *arg)
+{
+	crew__stat_inc(&w->stats.overflows);
+	return fork_unpushed(w, fn, arg); /* run at sync: correct, only not parallel */
+}
 
 struct crew__forked crew__fork_out(crew_fn fn, void *arg)
 {
@@ -290,11 +341,11 @@ struct crew__forked crew__fork_out(crew_fn fn, void *arg)
 	crew__fq *q = w ? w->fq : NULL;
 	/* w->fq is the running fiber's deque; NULL until that fiber's first fork */
 	if (CREW_UNLIKELY(!q) && !(q = fork_new_deque(w)))
-		return (struct crew__forked){ NULL, 0 };
+		return fork_unpushed(w, fn, arg);
 	int64_t b = crew__fq_push(q, fn, arg);
 	if (CREW_UNLIKELY(b < 0))
-		return fork_overflow(w);
-	frame_count_fork(w);
+		return fork_overflow(w, fn, arg);
+	b = frame_note_fork(w, b, fn, arg);
 	/* a hint; reading it late only delays sharing */
 	if (CREW_UNLIKELY(crew__load_64(&q->limit) == CREW_FQ_ASKED))
 		fork_share(w, q);
@@ -408,12 +459,13 @@ void *crew__sync_out(crew__fq *q, int64_t b, crew_fn fn, void *arg)
 	if (CREW_UNLIKELY(!q)) { /* outside a task, or the deque was full */
 		if (CREW_UNLIKELY(!fn)) /* a zeroed frame, say: not forked */
 			crew__die("crew_sync: the frame has no function (was it forked?)");
+		frame_check_sync(NULL, b, fn, arg);
 		crew__worker *w = crew__tls_worker;
 		if (w && w->current && !crew__stack_room(w->current))
 			return sync_on_own_fiber(fn, arg, NULL);
 		return fn(arg);
 	}
-	frame_check_sync(q, b);
+	frame_check_sync(q, b, fn, arg);
 	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
 		q->bottom = b;
 		if (CREW_UNLIKELY(!crew__stack_room(crew__tls_worker->current)))

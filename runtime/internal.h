@@ -367,6 +367,11 @@ struct crew__stack {
 	bool unguarded;    /* no guard page: a canary below the guard region instead */
 	crew__fq *frames;  /* frame deque of the tasks running on it, or NULL (fork.c) */
 	uint32_t forks;    /* CREW_DEBUG: frames forked on it and not yet synced */
+#if defined(CREW_DEBUG)
+	uint32_t dbg_cap;              /* CREW_DEBUG: room in dbg_frames */
+	struct crew__dbg_frame *dbg_frames; /* CREW_DEBUG: those `forks` frames, oldest
+					 first (fork.c: the order checks) */
+#endif
 };
 crew__stack *crew__stack_get(crew__worker *w);
 void crew__stack_attach(crew_task *t, crew__stack *s);

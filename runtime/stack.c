@@ -346,6 +346,10 @@ static int stack_slab_new(crew__runtime *rt, crew__worker *w)
 		s->owner = NULL;
 		crew__store_ptr(&s->frames, NULL); /* relaxed: a canceller may read it (fork.c) */
 		s->forks = 0;
+#if defined(CREW_DEBUG)
+		s->dbg_cap = 0;
+		s->dbg_frames = NULL;
+#endif
 		s->unguarded = (unsigned)i >= guarded;
 		if (s->unguarded)
 			canary_set(s);
@@ -535,11 +539,16 @@ void crew__stack_free_all(crew__runtime *rt)
 	while (rt->stack_slabs) {
 		struct crew__stack_slab *slab = rt->stack_slabs;
 		rt->stack_slabs = slab->next;
-#if defined(CREW_VALGRIND)
+#if defined(CREW_VALGRIND) || defined(CREW_DEBUG)
 		char *first = slab->base + page_size();
 		for (int i = 0; i < CREW_STACK_SLAB; i++) {
 			crew__stack *s = (crew__stack *)(first + (size_t)(i + 1) * slab->one - CREW_CANARY_BYTES) - 1;
+#if defined(CREW_VALGRIND)
 			VALGRIND_STACK_DEREGISTER(s->valgrind_id);
+#endif
+#if defined(CREW_DEBUG)
+			free(s->dbg_frames); /* fork.c's record of outstanding frames */
+#endif
 		}
 #endif
 		munmap(slab->base, slab->len);

@@ -801,11 +801,93 @@ static void *foreign_sync_main(void *arg)
 	return NULL;
 }
 
+/* Past the deque's 512 slots a frame gets none, and its sync once ran it
+ * unchecked: out of order, or twice, went unreported. OVER frames past the
+ * slots, then the given misuse. */
+#define OVER (600 + 8)
+
+static crew_frame over_f[OVER];
+
+static void fork_over(void)
+{
+	for (int i = 0; i < OVER; i++)
+		crew_fork(&over_f[i], noop, NULL);
+}
+
+static void sync_over(int from)
+{
+	for (int i = from; i >= 0; i--)
+		crew_sync(&over_f[i]);
+}
+
+static void *over_in_order_main(void *arg)
+{
+	(void)arg;
+	fork_over();
+	sync_over(OVER - 1);
+	return (void *)1;
+}
+
+static void *over_wrong_order_main(void *arg)
+{
+	(void)arg;
+	fork_over();
+	crew_sync(&over_f[OVER - 2]); /* OVER - 1 first: must abort */
+	sync_over(OVER - 1);
+	return NULL;
+}
+
+static void *over_twice_main(void *arg)
+{
+	(void)arg;
+	fork_over();
+	crew_sync(&over_f[OVER - 1]);
+	crew_sync(&over_f[OVER - 1]); /* again: must abort */
+	sync_over(OVER - 2);
+	return NULL;
+}
+
+/* the newest slotted frame synced while frames past the slots, newer, are
+ * outstanding: the slot index is right, the order is not */
+static void *over_slot_first_main(void *arg)
+{
+	(void)arg;
+	fork_over();
+	crew_sync(&over_f[511]);
+	sync_over(OVER - 1);
+	return NULL;
+}
+
+/* a slot synced twice, after a newer frame took it again */
+static void *slot_reused_twice_main(void *arg)
+{
+	(void)arg;
+	crew_frame a, b;
+	crew_fork(&a, noop, &a);
+	crew_sync(&a);
+	crew_fork(&b, noop, &b); /* the same slot as a */
+	crew_sync(&a);           /* a again: must abort */
+	crew_sync(&b);
+	return NULL;
+}
+
 Test(fork, debug_wrong_order_aborts, .timeout = CREWT_TIMEOUT(30))
 {
 	crewt_expect_abort(wrong_order_main, "sync out of order", "reverse order");
 	crewt_expect_abort(unsynced_main, "return with a frame", "not synced");
 	crewt_expect_abort(foreign_sync_main, "sync of another task's frame", "forked by another task");
+}
+
+Test(fork, debug_checks_frames_past_the_deque, .timeout = CREWT_TIMEOUT(30))
+{
+	void *res = NULL;
+	cr_assert_eq(crewt_run(1, over_in_order_main, NULL, &res), 0);
+	cr_assert_eq(res, (void *)1, "a correct run past the slots was refused");
+	crewt_expect_abort(over_wrong_order_main, "sync out of order past the slots", "reverse order");
+	crewt_expect_abort(over_twice_main, "sync twice past the slots", "once each");
+	crewt_expect_abort(over_slot_first_main, "slotted frame before newer unslotted ones",
+			   "reverse order");
+	crewt_expect_abort(slot_reused_twice_main, "sync of a slot twice", "once each");
 }
 #endif
 
