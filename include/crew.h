@@ -584,6 +584,8 @@ struct crew__fq {
 					32 count the owner's moves of it (frames.h) */
 	uint32_t stolen_lock;        /* spinlock: `stolen` and its slots' kid links */
 	struct crew__slot *stolen;   /* slots (or records) whose fn a task runs elsewhere */
+	struct crew__fq *stranded_next; /* a worker's stranded list (worker.c), under its lock */
+	uint32_t stranded;           /* atomic: 1 while on some worker's stranded list */
 	int64_t split __attribute__((aligned(64))); /* atomic: owner stores, thieves load */
 	int64_t limit;               /* atomic: inline pushes only below it; 0: a thief
 					found nothing shared and asks for a share;

@@ -503,6 +503,59 @@ static void *frame_run(void *arg)
 	return NULL;
 }
 
+/* v's stranded list (deques pushed out of v's parked_fq with frames shared:
+ * worker.c, crew__fq_park). With `from`: the oldest shared frame of the
+ * first deque that has one (*from gets the deque), or CREW_FQ_EMPTY. Without
+ * (a look for idle workers): CREW_FQ_RETRY when some deque has frames
+ * shared, else CREW_FQ_EMPTY. Either way the deques found with nothing
+ * shared leave the list. */
+CREW_COLD static crew__slot *fq_stranded_walk(crew__worker *v, crew__fq **from)
+{
+	crew__slot *f = CREW_FQ_EMPTY;
+	crew__spin_lock(&v->stranded_lock);
+	crew__fq **pp = &v->stranded;
+	while (*pp) {
+		crew__fq *p = *pp;
+		if (!from) {
+			f = crew__fq_has_shared(p) ? CREW_FQ_RETRY : CREW_FQ_EMPTY;
+			if (f == CREW_FQ_RETRY)
+				break;
+		} else {
+			f = crew__fq_steal(p);
+			if (f == CREW_FQ_RETRY) { /* lost a race: frames may be left */
+				pp = &p->stranded_next;
+				continue;
+			}
+			if (f != CREW_FQ_EMPTY) {
+				*from = p;
+				break;
+			}
+		}
+		/* nothing shared: off the list. Unless it shared again
+		 * meanwhile, and a worker that pushed it out of its ring saw
+		 * the flag still set and left it to us: look again after
+		 * clearing it (seq_cst fence: the clear before the look, as
+		 * that worker looks, then sets the flag with a CAS) */
+		crew__store_32(&p->stranded, 0);
+		crew__fence();
+		uint32_t off = 0;
+		if (crew__fq_has_shared(p) && crew__cas_32(&p->stranded, &off, 1)) {
+			pp = &p->stranded_next;
+			continue;
+		}
+		crew__store_ptr(pp, p->stranded_next); /* relaxed: the lock orders it */
+	}
+	crew__spin_unlock(&v->stranded_lock);
+	if (from && f == CREW_FQ_RETRY)
+		f = CREW_FQ_EMPTY; /* the thief asks, and comes back */
+	return f;
+}
+
+bool crew__fq_stranded_shared(crew__worker *v)
+{
+	return crew__load_ptr(&v->stranded) && fq_stranded_walk(v, NULL) == CREW_FQ_RETRY;
+}
+
 /* Steal the oldest shared frame of the fiber v runs: a task that runs it,
  * ready for worker_run; or NULL (then v's deque is asked to share more). */
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
@@ -538,6 +591,9 @@ crew_task *crew__frame_steal(crew__worker *w, crew__worker *v)
 			from = p;
 		}
 	}
+	/* and the deques pushed out of those (worker.c, crew__fq_park) */
+	if ((f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) && crew__load_ptr(&v->stranded))
+		f = fq_stranded_walk(v, &from);
 	if (f == CREW_FQ_EMPTY || f == CREW_FQ_RETRY) {
 		/* Ask v (it passes the request to the next fiber it runs, if
 		 * it leaves this one: crew__fq_publish) and v's current deque.

@@ -115,6 +115,11 @@ struct crew__worker {
 	 * `fq` moves on with the next fiber (stale entries are harmless: a
 	 * thief takes only what a deque shares, with a CAS) */
 	crew__fq *parked_fq[CREW_PARKED_FQ];
+	/* deques pushed out of parked_fq with frames still shared, linked
+	 * through stranded_next (crew__fq_park): thieves look there last and
+	 * drop the ones they find with nothing shared */
+	uint32_t stranded_lock;
+	crew__fq *stranded;      /* atomic: read without the lock as a hint */
 	/* I/O cancel requests from other workers (io.c), for our reactor */
 	uint32_t io_cancel_lock;
 	struct crew__io_op *io_cancel_head; /* atomic: read without the lock as a hint */
@@ -422,6 +427,9 @@ void crew__offload_fini(crew__runtime *rt);
 /* fork.c */
 crew_task *crew__frame_steal(crew__worker *w, crew__worker *v);
 crew__fq *crew__frames_of_current(crew__worker *w);
+/* Whether a deque on v's stranded list has frames shared (those without
+ * leave it). */
+bool crew__fq_stranded_shared(crew__worker *v);
 void crew__frames_free(crew__worker *w);
 /* worker.c: q (a deque that just shared all its frames as its fiber switched
  * out) goes to w's parked_fq, and an idle worker is told. */
@@ -455,7 +463,7 @@ static inline bool crew__fq_parked_shared(crew__worker *v)
 		if (p && crew__fq_has_shared(p))
 			return true;
 	}
-	return false;
+	return crew__fq_stranded_shared(v);
 }
 
 /* Owner of q (the thread running its fiber): its forks so far go to w's

@@ -538,6 +538,25 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 	crew__fiber_switch(t->fiber, n->fiber, false);
 }
 
+/* q, pushed out of parked_fq with frames still shared, goes on w's
+ * stranded list, unless it is on some worker's list already. A deque that
+ * a thief is dropping from its list just now may be missed (the thief looks
+ * again after it clears the flag: fork.c, fq_stranded_walk): that costs
+ * parallelism only, as every frame runs at its sync at the latest. Deques
+ * live until crew_run returns, so a listed one is never freed. */
+static void fq_strand(crew__worker *w, crew__fq *q)
+{
+	uint32_t off = 0;
+	if (crew__load_32(&q->stranded) || !crew__cas_32(&q->stranded, &off, 1))
+		return;
+	crew__spin_lock(&w->stranded_lock);
+	q->stranded_next = w->stranded;
+	/* relaxed: the lock orders the link for thieves; the load without it
+	 * is a hint */
+	crew__store_ptr(&w->stranded, q);
+	crew__spin_unlock(&w->stranded_lock);
+}
+
 void crew__fq_park(crew__worker *w, crew__fq *q)
 {
 	/* a fiber that suspends again with the same frames still shared: its
@@ -545,10 +564,28 @@ void crew__fq_park(crew__worker *w, crew__fq *q)
 	bool there = false;
 	for (unsigned i = 0; i < CREW_PARKED_FQ && !there; i++)
 		there = crew__load_ptr(&w->parked_fq[i]) == q;
-	/* release: the deque's fields first; pairs with crew__frame_steal's
-	 * acquire. Thieves look there after w->fq has moved on. */
-	if (!there)
-		crew__store_release_ptr(&w->parked_fq[w->parked_next++ % CREW_PARKED_FQ], q);
+	if (!there) {
+		/* an entry with nothing shared left is free; else the oldest
+		 * goes, to the stranded list (thieves look there last), so
+		 * that no shared frame is ever out of sight */
+		unsigned slot = w->parked_next % CREW_PARKED_FQ;
+		for (unsigned i = 0; i < CREW_PARKED_FQ; i++) {
+			crew__fq *p = crew__load_ptr(&w->parked_fq[i]);
+			if (!p || !crew__fq_has_shared(p)) {
+				slot = i;
+				break;
+			}
+		}
+		crew__fq *old = crew__load_ptr(&w->parked_fq[slot]);
+		if (slot == w->parked_next % CREW_PARKED_FQ)
+			w->parked_next++;
+		if (old && crew__fq_has_shared(old))
+			fq_strand(w, old);
+		/* release: the deque's fields first; pairs with
+		 * crew__frame_steal's acquire. Thieves look there after w->fq
+		 * has moved on. */
+		crew__store_release_ptr(&w->parked_fq[slot], q);
+	}
 	crew__idle_notify(crew__rt);
 }
 

@@ -693,6 +693,86 @@ Test(fork, shared_frames_stay_in_sight_after_the_worker_moves_on, .timeout = CRE
 	}
 }
 
+/* More forkers park with frames shared on one worker than its ring of
+ * parked deques holds (CREW_PARKED_FQ, 4), while the other worker is busy:
+ * once it is free it must find every one of those frames. Before, the
+ * deques pushed out of the ring were out of sight, and their frames waited
+ * for their forkers to come back (here: until the await's deadline). */
+#define PARKERS 10
+
+typedef struct parkers {
+	crew_future *all_stolen; /* set by the frame that makes the count */
+	atomic_int parked, stolen;
+	crew_task *forker[PARKERS]; /* each stored by the forker itself */
+} parkers;
+
+typedef struct parker_arg {
+	parkers *p;
+	int k;
+} parker_arg;
+
+static void *parked_frame(void *arg)
+{
+	parker_arg *a = arg;
+	/* a frame run at its sync runs as its forker */
+	if (crew_self() != atomic_load((_Atomic(crew_task *) *)&a->p->forker[a->k]) &&
+	    atomic_fetch_add(&a->p->stolen, 1) + 1 == PARKERS)
+		crew_future_set(a->p->all_stolen, (void *)1);
+	return NULL;
+}
+
+static void *parker(void *arg)
+{
+	parker_arg *a = arg;
+	atomic_store((_Atomic(crew_task *) *)&a->p->forker[a->k], crew_self());
+	crew_frame f;
+	crew_fork(&f, parked_frame, a);
+	atomic_fetch_add(&a->p->parked, 1);
+	/* suspends (sharing f) until every frame was stolen, or 10 s */
+	crew_future_await_until(a->p->all_stolen, crew_now() + 10000000000ull, NULL);
+	crew_sync(&f);
+	return NULL;
+}
+
+/* keeps its worker until every parker parked */
+static void *hog(void *arg)
+{
+	parkers *p = arg;
+	while (atomic_load(&p->parked) < PARKERS)
+		;
+	return NULL;
+}
+
+static void *many_parkers_main(void *arg)
+{
+	parkers *p = arg;
+	parker_arg a[PARKERS];
+	crew_task *h = crew_spawn(hog, p), *t[PARKERS];
+	for (int k = 0; k < PARKERS; k++) {
+		a[k] = (parker_arg){ p, k };
+		t[k] = crew_spawn(parker, &a[k]);
+	}
+	crew_join(h, NULL);
+	for (int k = 0; k < PARKERS; k++)
+		crew_join(t[k], NULL);
+	return NULL;
+}
+
+Test(fork, frames_of_many_parked_forkers_are_all_found, .timeout = CREWT_TIMEOUT(60))
+{
+	parkers *p = calloc(1, sizeof(*p));
+	cr_assert(p);
+	p->all_stolen = crew_future_new();
+	cr_assert(p->all_stolen);
+	cr_assert_eq(crewt_run(2, many_parkers_main, p, NULL), 0);
+	cr_expect_eq(atomic_load(&p->stolen), PARKERS,
+		     "%d of %d frames of parked forkers were stolen (the rest waited for their "
+		     "forkers)",
+		     atomic_load(&p->stolen), PARKERS);
+	crew_future_release(p->all_stolen);
+	free(p);
+}
+
 /* ---- the inline fast path's edges ---- */
 
 /* Frames in heap memory (not on the forking fiber's stack) and a fork loop
