@@ -217,7 +217,8 @@ static inline void crew__fq_share_private(crew__fq *q)
  * otherwise (a share happens at a fork). True when shared frames are left
  * for thieves (these, or older ones). Thieves find them through the
  * worker's w->fq, and after it moves on through its parked_fq (the last
- * CREW_PARKED_FQ such deques).
+ * CREW_PARKED_FQ such deques) and its stranded list (those pushed out of
+ * parked_fq with frames still shared: worker.c, crew__fq_park).
  * Called as the deque's owner: on the scheduler right after the fiber
  * switched back (nobody can resume it before worker_after_switch, and
  * whoever does sees split through the task's wake), or on the fiber itself
