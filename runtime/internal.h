@@ -414,6 +414,8 @@ static inline void crew__stack_after_switch(crew__worker *w)
 crew__fiber *crew__stack_park_fiber(crew__worker *w, crew_task *t);
 void crew__stack_give_starved(crew__worker *w, crew__stack *s);
 void crew__stack_feed_starved(crew__worker *w, unsigned keep);
+/* Take t off the starved FIFO (true), for its joiner to run it inline. */
+bool crew__stack_take_starved(crew__runtime *rt, crew_task *t);
 static inline bool crew__stack_pressure(crew__runtime *rt)
 {
 	return crew__load_32(&rt->stack_pressure) != 0;

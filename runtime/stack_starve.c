@@ -24,10 +24,13 @@
  *   nothing runs on its behalf any more: from then on any worker may start
  *   it.
  *
+ *   A joiner takes a starved task off the FIFO and runs it inline, on its
+ *   own stack (crew__stack_take_starved), as it would an unstarted task of
+ *   its own deque, when its stack has room (crew__stack_room).
  *   The remaining deadlock: starved tasks wait for some task to finish. If
- *   every task that holds a stack waits for a starved one (joins it, awaits
- *   a future it sets), nothing is ever released. Stacks that sit unused in
- *   an idle worker's pool are not lent either.
+ *   every task that holds a stack waits for a starved one in some other way
+ *   (awaits a future it sets, joins it on a stack without room), nothing is
+ *   ever released.
  */
 #include "internal.h"
 
@@ -77,6 +80,33 @@ void crew__stack_give_starved(crew__worker *w, crew__stack *s)
 		crew__stack_push_hot(w, s);
 }
 
+/* t's joiner, on a stack of its own, takes t off the starved FIFO to run it
+ * inline (crew_join): a joiner would otherwise hold its stack while it waits
+ * for t, and when every stack is held so, nothing is released (a spawn/join
+ * fib under a stack limit hung 5 runs in 20). False: t is not there (it got
+ * a stack meanwhile, or never waited for one). */
+bool crew__stack_take_starved(crew__runtime *rt, crew_task *t)
+{
+	bool found = false;
+	pthread_mutex_lock(&rt->stack_lock);
+	crew_task **pp = &rt->starved_head, *prev = NULL;
+	while (*pp && *pp != t) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		*pp = t->next;
+		if (rt->starved_tail == t)
+			rt->starved_tail = prev;
+		if (!rt->starved_head)
+			crew__store_32(&rt->stack_pressure, 0); /* relaxed: see starve() */
+		t->next = NULL;
+		found = true;
+	}
+	pthread_mutex_unlock(&rt->stack_lock);
+	return found;
+}
+
 /* Under pressure: hand w's pooled stacks beyond `keep` to starved tasks. */
 void crew__stack_feed_starved(crew__worker *w, unsigned keep)
 {
@@ -116,7 +146,23 @@ CREW_COLD static void starve(crew__runtime *rt, crew_task *t)
 	crew__store_32(&rt->stack_pressure, 1);
 	bool tell = !rt->stack_pressure_told;
 	rt->stack_pressure_told = true;
+	/* A task waiting in crew_join for t holds a stack: it is woken to take
+	 * t and run it inline (crew__stack_take_starved). Read under the lock:
+	 * the joiner registers (CAS of `joiner`) before it looks at the FIFO
+	 * under this lock, so either it finds t there or we see it here. While
+	 * t is queued here it cannot finish, so the joiner is still waiting,
+	 * alive: a reference keeps it so for the wake below, after which t may
+	 * run anywhere and end the wait. */
+	crew_task *j = crew__load_ptr(&t->joiner);
+	if (j == CREW_JOIN_DONE)
+		j = NULL;
+	if (j)
+		crew__faa_32(&j->refs, 1);
 	pthread_mutex_unlock(&rt->stack_lock);
+	if (j) {
+		crew__task_wake(j); /* spurious when it took t meanwhile: harmless */
+		crew__task_unref(j);
+	}
 	/* Idle workers may hold free stacks in their pools: wake them, they
 	 * hand them over before parking again (worker_park). */
 	if (first)

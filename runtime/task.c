@@ -524,13 +524,24 @@ static bool task_take_unstarted(crew__worker *w, crew_task *c)
 	return false;
 }
 
-static void task_wait_done(crew_task *self, crew_task *c)
+static void task_wait_done(crew__worker *w, crew_task *self, crew_task *c)
 {
 	if (!crew__cas_ptr(&c->joiner, NULL, self))
 		return; /* CREW_JOIN_DONE: it finished meanwhile */
-	/* Not cancellable (rule 3): wait even when self was cancelled. */
-	while (!(crew__load_acquire_32(&c->state) & CREW_T_DONE))
+	/* Not cancellable (rule 3): wait even when self was cancelled. A
+	 * child that waits for a stack meanwhile wakes us (stack_starve.c):
+	 * then we run it here, as a joiner holding a stack must (full barrier
+	 * (cas) above: registered before we look at the starved FIFO, which
+	 * pairs with its starving, which looks at `joiner` after it queued). */
+	while (!(crew__load_acquire_32(&c->state) & CREW_T_DONE)) {
+		if (CREW_UNLIKELY(crew__stack_pressure(crew__rt)) && crew__stack_room(self) &&
+		    crew__stack_take_starved(crew__rt, c)) {
+			task_run_inline(w, self, c);
+			return;
+		}
 		crew__task_suspend(self);
+		w = crew__worker_current(); /* we may have moved */
+	}
 }
 
 int crew_join(crew_task *c, void **result)
@@ -546,10 +557,12 @@ int crew_join(crew_task *c, void **result)
 	task_check_handle(c, "crew_join");
 	uint32_t s = crew__load_acquire_32(&c->state);
 	if (!(s & CREW_T_DONE)) {
+		/* not started: run it here, if it sits at the bottom of our
+		 * deque, or waits for a stack (stack_starve.c) */
 		if (crew__stack_room(self) && task_take_unstarted(w, c))
 			task_run_inline(w, self, c);
 		else
-			task_wait_done(self, c);
+			task_wait_done(w, self, c);
 		s = crew__load_acquire_32(&c->state);
 	}
 	if (result)

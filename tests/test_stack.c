@@ -518,6 +518,60 @@ Test(stack, thieves_under_stack_pressure_do_not_hang_fork_join, .timeout = CREWT
 	crewt_proc_free(&p);
 }
 
+/* spawn/join recursion with the stacks of one slab: a task that joins a
+ * child waiting for a stack holds its own, and once every stack was held so
+ * nothing was ever released (the run hung about one time in four). The
+ * joiner now runs such a child inline. A failed spawn (ENOMEM: tasks wait
+ * for stacks) computes the child here. */
+static uint64_t fib_plain(unsigned n) { return n < 2 ? n : fib_plain(n - 1) + fib_plain(n - 2); }
+
+static void *fib_spawned(void *arg)
+{
+	unsigned n = (unsigned)(uintptr_t)arg;
+	if (n < 8)
+		return (void *)(uintptr_t)fib_plain(n);
+	crew_task *a = crew_spawn(fib_spawned, (void *)(uintptr_t)(n - 1));
+	crew_task *b = crew_spawn(fib_spawned, (void *)(uintptr_t)(n - 2));
+	uint64_t sum = 0;
+	void *r = NULL;
+	if (a && crew_join(a, &r) == 0)
+		sum += (uintptr_t)r;
+	else if (!a)
+		sum += fib_plain(n - 1);
+	if (b && crew_join(b, &r) == 0)
+		sum += (uintptr_t)r;
+	else if (!b)
+		sum += fib_plain(n - 2);
+	return (void *)(uintptr_t)sum;
+}
+
+#define STARVED_JOIN_RUNS 100
+
+static void starved_join_child(void *arg)
+{
+	(void)arg;
+	crew__stack_slab_limit = 1;
+	int right = 0;
+	for (int i = 0; i < STARVED_JOIN_RUNS; i++) {
+		void *r = NULL;
+		if (crewt_run(2, fib_spawned, (void *)(uintptr_t)22, &r) == 0 &&
+		    (uintptr_t)r == fib_plain(22))
+			right++;
+	}
+	printf("right %d of %d\n", right, STARVED_JOIN_RUNS);
+}
+
+Test(stack, joins_of_tasks_waiting_for_a_stack_do_not_hang, .timeout = CREWT_TIMEOUT(60))
+{
+	crewt_proc p;
+	cr_assert_eq(crewt_fork_capture(starved_join_child, NULL, 40 * CREWT_SEC, &p), 0);
+	cr_expect(!p.timed_out, "hung; stdout:\n%s\nstderr:\n%s", p.out, p.err);
+	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
+	          crewt_status_str(p.status), p.err);
+	cr_expect_str_eq(p.out, "right 100 of 100\n", "stdout:\n%s", p.out);
+	crewt_proc_free(&p);
+}
+
 /* ---- the SIGSEGV handler beside the application's ---- */
 
 static char *trap_page;
