@@ -507,15 +507,21 @@ static void pressure_child(void *arg)
 	printf("run %d for %ld pieces %ld\n", rc, (long)(intptr_t)r, atomic_load(&pressure_pieces));
 }
 
-Test(stack, thieves_under_stack_pressure_do_not_hang_fork_join, .timeout = CREWT_TIMEOUT(60))
+/* child, in a process of its own, must end (not hang) and print `want`. */
+static void expect_child_prints(void (*child)(void *), const char *want)
 {
 	crewt_proc p;
-	cr_assert_eq(crewt_fork_capture(pressure_child, NULL, 40 * CREWT_SEC, &p), 0);
+	cr_assert_eq(crewt_fork_capture(child, NULL, 40 * CREWT_SEC, &p), 0);
 	cr_expect(!p.timed_out, "hung; stdout:\n%s\nstderr:\n%s", p.out, p.err);
 	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
 	          crewt_status_str(p.status), p.err);
-	cr_expect_str_eq(p.out, "run 0 for 0 pieces 4096\n", "stdout:\n%s", p.out);
+	cr_expect_str_eq(p.out, want, "stdout:\n%s", p.out);
 	crewt_proc_free(&p);
+}
+
+Test(stack, thieves_under_stack_pressure_do_not_hang_fork_join, .timeout = CREWT_TIMEOUT(60))
+{
+	expect_child_prints(pressure_child, "run 0 for 0 pieces 4096\n");
 }
 
 /* spawn/join recursion with the stacks of one slab: a task that joins a
@@ -563,13 +569,7 @@ static void starved_join_child(void *arg)
 
 Test(stack, joins_of_tasks_waiting_for_a_stack_do_not_hang, .timeout = CREWT_TIMEOUT(60))
 {
-	crewt_proc p;
-	cr_assert_eq(crewt_fork_capture(starved_join_child, NULL, 40 * CREWT_SEC, &p), 0);
-	cr_expect(!p.timed_out, "hung; stdout:\n%s\nstderr:\n%s", p.out, p.err);
-	cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "child %s; stderr:\n%s",
-	          crewt_status_str(p.status), p.err);
-	cr_expect_str_eq(p.out, "right 100 of 100\n", "stdout:\n%s", p.out);
-	crewt_proc_free(&p);
+	expect_child_prints(starved_join_child, "right 100 of 100\n");
 }
 
 /* ---- the SIGSEGV handler beside the application's ---- */
