@@ -512,6 +512,7 @@ static void *frame_run(void *arg)
 CREW_COLD static crew__slot *fq_stranded_walk(crew__worker *v, crew__fq **from)
 {
 	crew__slot *f = CREW_FQ_EMPTY;
+	crew__fq *again = NULL; /* dropped, but shared again meanwhile */
 	crew__spin_lock(&v->stranded_lock);
 	crew__fq **pp = &v->stranded;
 	while (*pp) {
@@ -531,19 +532,30 @@ CREW_COLD static crew__slot *fq_stranded_walk(crew__worker *v, crew__fq **from)
 				break;
 			}
 		}
-		/* nothing shared: off the list. Unless it shared again
-		 * meanwhile, and a worker that pushed it out of its ring saw
-		 * the flag still set and left it to us: look again after
-		 * clearing it (seq_cst fence: the clear before the look, as
-		 * that worker looks, then sets the flag with a CAS) */
-		crew__store_32(&p->stranded, 0);
+		/* Nothing shared: off the list. The flag says who may write
+		 * p's link: whoever set it, under its list's lock, until it is
+		 * cleared. So unlink first, then clear (clearing first let
+		 * another worker link p onto its list while ours still ran
+		 * through it: the lists merged, and a cycle hung this walk).
+		 * A worker that pushed p out of its ring meanwhile saw the
+		 * flag set and left p to us: if p shared again, it goes back
+		 * on (seq_cst fence: the clear before the look, as that worker
+		 * looks at p, then CASes the flag). */
+		crew__store_ptr(pp, p->stranded_next); /* relaxed: the lock orders it */
+		/* release: our read of p's link before the clear */
+		crew__store_release_32(&p->stranded, 0);
 		crew__fence();
 		uint32_t off = 0;
 		if (crew__fq_has_shared(p) && crew__cas_32(&p->stranded, &off, 1)) {
-			pp = &p->stranded_next;
-			continue;
+			p->stranded_next = again;
+			again = p;
 		}
-		crew__store_ptr(pp, p->stranded_next); /* relaxed: the lock orders it */
+	}
+	while (again) { /* back on, at the head: the next walk sees them */
+		crew__fq *p = again;
+		again = p->stranded_next;
+		p->stranded_next = v->stranded;
+		crew__store_ptr(&v->stranded, p);
 	}
 	crew__spin_unlock(&v->stranded_lock);
 	if (from && f == CREW_FQ_RETRY)

@@ -539,11 +539,13 @@ void crew__worker_yield(crew__worker *w, crew_task *t)
 }
 
 /* q, pushed out of parked_fq with frames still shared, goes on w's
- * stranded list, unless it is on some worker's list already. A deque that
- * a thief is dropping from its list just now may be missed (the thief looks
- * again after it clears the flag: fork.c, fq_stranded_walk): that costs
- * parallelism only, as every frame runs at its sync at the latest. Deques
- * live until crew_run returns, so a listed one is never freed. */
+ * stranded list, unless it is on some worker's list already: the flag, set
+ * by CAS, makes us the only writer of q's link until a walk of our list
+ * unlinks q and clears it (fork.c, fq_stranded_walk). A deque that a thief
+ * is dropping from its list just now is left to that thief, which looks
+ * again after it cleared the flag: a miss would cost parallelism only, as
+ * every frame runs at its sync at the latest. Deques live until crew_run
+ * returns, so a listed one is never freed. */
 static void fq_strand(crew__worker *w, crew__fq *q)
 {
 	uint32_t off = 0;
