@@ -146,11 +146,12 @@
  *   other task finishes and releases its stack; one message on stderr says so
  *   the first time. While any task waits, crew_spawn fails with ENOMEM (the
  *   caller can back off, join some of its tasks, retry). A task that
- *   crew_joins a waiting task runs it itself, inline on its own stack (while
- *   a quarter of that stack is free). The one case that cannot resolve
- *   itself: if, after a task had to wait, no other task ever finishes (every
- *   task that holds a stack waits for a waiting one in another way, e.g.
- *   awaits a future it would set), the run hangs.
+ *   crew_joins a waiting task runs it itself, inline on its own stack, on
+ *   whatever is left of it (a stack that overflows so is reported as any
+ *   overflow: raise the stack size, or lower the recursion). The one case
+ *   that cannot resolve itself: if, after a task had to wait, no other task
+ *   ever finishes (every task that holds a stack waits for a waiting one in
+ *   another way, e.g. awaits a future it would set), the run hangs.
  *
  * Environment: CREW_WORKERS=N sets the number of workers when the config says 0;
  * CREW_BACKEND=io_uring|epoll forces an I/O backend (crew/io.h).

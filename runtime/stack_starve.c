@@ -26,11 +26,12 @@
  *
  *   A joiner takes a starved task off the FIFO and runs it inline, on its
  *   own stack (crew__stack_take_starved), as it would an unstarted task of
- *   its own deque, when its stack has room (crew__stack_room).
+ *   its own deque; even when less than a quarter of its stack is free (as a
+ *   sync does when no stack can be had: fork.c): then the task finishes on
+ *   what is left, or overflows it and is reported, instead of a hang.
  *   The remaining deadlock: starved tasks wait for some task to finish. If
  *   every task that holds a stack waits for a starved one in some other way
- *   (awaits a future it sets, joins it on a stack without room), nothing is
- *   ever released.
+ *   (awaits a future it sets), nothing is ever released.
  */
 #include "internal.h"
 
@@ -147,12 +148,17 @@ CREW_COLD static void starve(crew__runtime *rt, crew_task *t)
 	bool tell = !rt->stack_pressure_told;
 	rt->stack_pressure_told = true;
 	/* A task waiting in crew_join for t holds a stack: it is woken to take
-	 * t and run it inline (crew__stack_take_starved). Read under the lock:
-	 * the joiner registers (CAS of `joiner`) before it looks at the FIFO
-	 * under this lock, so either it finds t there or we see it here. While
-	 * t is queued here it cannot finish, so the joiner is still waiting,
-	 * alive: a reference keeps it so for the wake below, after which t may
-	 * run anywhere and end the wait. */
+	 * t and run it inline (crew__stack_take_starved). The joiner registers
+	 * (CAS of `joiner`, a full barrier), then reads stack_pressure, and
+	 * looks at the FIFO (under this lock) when it is set. seq_cst fence:
+	 * our store of stack_pressure before our read of `joiner` (without
+	 * it, both reads could miss the other's store, as a store buffer
+	 * lets them: the joiner would sleep on its stack for good). So either
+	 * it sees the pressure and then t here, or we see it. While t is
+	 * queued here it cannot finish, so the joiner is still waiting, alive:
+	 * a reference keeps it so for the wake below, after which t may run
+	 * anywhere and end the wait. */
+	crew__fence();
 	crew_task *j = crew__load_ptr(&t->joiner);
 	if (j == CREW_JOIN_DONE)
 		j = NULL;

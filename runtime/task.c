@@ -531,10 +531,14 @@ static void task_wait_done(crew__worker *w, crew_task *self, crew_task *c)
 	/* Not cancellable (rule 3): wait even when self was cancelled. A
 	 * child that waits for a stack meanwhile wakes us (stack_starve.c):
 	 * then we run it here, as a joiner holding a stack must (full barrier
-	 * (cas) above: registered before we look at the starved FIFO, which
-	 * pairs with its starving, which looks at `joiner` after it queued). */
+	 * (cas) above: registered before we read stack_pressure; pairs with
+	 * the fence in starve()). Even on a stack with less than a quarter
+	 * free: no stack can be had for it, and waiting would hold ours for
+	 * good once every stack is held so (a deep spawn/join chain, spread
+	 * over the stacks by thieves while they lasted, hung on its last one);
+	 * on what is left it finishes, or overflows and is reported. */
 	while (!(crew__load_acquire_32(&c->state) & CREW_T_DONE)) {
-		if (CREW_UNLIKELY(crew__stack_pressure(crew__rt)) && crew__stack_room(self) &&
+		if (CREW_UNLIKELY(crew__stack_pressure(crew__rt)) &&
 		    crew__stack_take_starved(crew__rt, c)) {
 			task_run_inline(w, self, c);
 			return;
@@ -557,8 +561,8 @@ int crew_join(crew_task *c, void **result)
 	task_check_handle(c, "crew_join");
 	uint32_t s = crew__load_acquire_32(&c->state);
 	if (!(s & CREW_T_DONE)) {
-		/* not started: run it here, if it sits at the bottom of our
-		 * deque, or waits for a stack (stack_starve.c) */
+		/* not started: run it here if it sits at the bottom of our
+		 * deque (a child waiting for a stack: task_wait_done) */
 		if (crew__stack_room(self) && task_take_unstarted(w, c))
 			task_run_inline(w, self, c);
 		else
