@@ -307,7 +307,10 @@ static void *sendfile_waits(void *arg)
 	sender s = { .b.fd = sv[0], .src = src };
 	crew_task *t = crewt_spawn_blocked(sendfile_waiter, &s.b);
 	CHECK(t, "the sendfile to a full socket did not wait (%zd)", s.b.rc);
-	CHECK(s.off == 0, "the waiting sendfile moved its offset");
+	/* s.off is not read while the call runs: it is the call's until it
+	 * returns (a look here raced with its update once the drain below let
+	 * it go on, which TSan reports: the kernel's socket orders them, and
+	 * TSan cannot see that). The join orders the check at the end. */
 	/* the reader drains the filler: the sendfile goes on */
 	size_t drained = 0;
 	char buf[1024];
