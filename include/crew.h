@@ -553,6 +553,12 @@ CREW_API void *crew_sync(crew_frame *f);
  * the deque's slot, which also holds what a stolen frame's sync needs.
  */
 #define CREW__FQ_CAP 512u /* frames outstanding per fiber */
+/* Subtracted from the index of a frame forked with less than a quarter of
+ * the stack free (crew__fork_out): its sync, whose stack depth is the
+ * fork's, then fails the inline test and goes out of line, which checks the
+ * room. The inline sync so needs no stack check of its own (its stack
+ * pointer lived across the call in between: a spill and a reload). */
+#define CREW__FQ_LOW ((int64_t)1 << 40)
 struct crew_task;
 struct crew__fq;
 struct crew__frame {
@@ -598,7 +604,7 @@ struct crew__fq {
 	int64_t o_split;             /* the owner's copy of split: inline pops at or above */
 	uintptr_t stack_lo;          /* atomic: the fiber's stack is */
 	uintptr_t stack_span;        /*   [stack_lo, stack_lo + stack_span) */
-	uintptr_t room;              /* inline syncs only while the stack pointer is >= room
+	uintptr_t room;              /* inline forks only while the stack pointer is >= room
 					(UINTPTR_MAX: CREW_DEBUG builds, none) */
 	struct crew_task *task;      /* the task running on the fiber (its forks' forker) */
 	uint64_t forks;              /* pushes not yet added to the worker's crew_stats */
@@ -617,14 +623,16 @@ struct crew__forked {
 CREW_API struct crew__forked crew__fork_out(crew_fn fn, void *arg);
 CREW_API void *crew__sync_out(struct crew__fq *q, int64_t b, crew_fn fn, void *arg);
 
-/* The stack pointer (an address on the running fiber's stack). */
+/* The stack pointer (an address on the running fiber's stack). volatile:
+ * read where it is used, not kept from an earlier read across the calls in
+ * between (gcc kept it across fib's recursion: a spill and a reload). */
 static inline __attribute__((always_inline)) uintptr_t crew__sp(void)
 {
 	uintptr_t sp;
 #if defined(__x86_64__)
-	__asm__("movq %%rsp, %0" : "=r"(sp));
+	__asm__ volatile("movq %%rsp, %0" : "=r"(sp));
 #elif defined(__aarch64__)
-	__asm__("mov %0, sp" : "=r"(sp));
+	__asm__ volatile("mov %0, sp" : "=r"(sp));
 #else
 	sp = (uintptr_t)__builtin_frame_address(0);
 #endif
@@ -695,10 +703,14 @@ static inline __attribute__((always_inline)) void crew__fork_inline(crew_frame *
 	f->arg = arg;
 	struct crew__fq *q = crew__fq_running();
 	/* the stack pointer on this deque's stack where the read above needs
-	 * the check; room in the deque, no thief asking (limit 0) */
+	 * the check; room in the deque, no thief asking (limit 0), a quarter
+	 * of the stack free (else crew__fork_out marks the frame: its sync
+	 * goes out of line, CREW__FQ_LOW) */
 	if (__builtin_expect(q != NULL && CREW__FQ_CHECK_STACK(q), 1)) {
 		int64_t b = q->bottom;
-		if (__builtin_expect(b < __atomic_load_n(&q->limit, __ATOMIC_RELAXED), 1)) {
+		if (__builtin_expect(b < __atomic_load_n(&q->limit, __ATOMIC_RELAXED) &&
+					     crew__sp() >= q->room,
+				     1)) {
 			/* plain stores: a thief reads them only after the share's
 			 * release store of split (frames.h, Orderings) */
 			struct crew__slot *s = &q->slots[b];
@@ -737,9 +749,9 @@ static inline __attribute__((always_inline)) void *crew__sync_inline(crew_frame 
 	struct crew__fq *q = CREW__FRAME_READ(f->q);
 	int64_t b = CREW__FRAME_READ(f->b);
 	if (__builtin_expect(q != NULL, 1)) {
-		/* still in the private part (nobody else could take it), and a
-		 * quarter of the stack free */
-		if (__builtin_expect(b >= q->o_split && crew__sp() >= q->room, 1)) {
+		/* still in the private part (nobody else could take it); a
+		 * frame forked low on stack has a negative index (CREW__FQ_LOW) */
+		if (__builtin_expect(b >= q->o_split, 1)) {
 			q->bottom = b;
 			return CREW__FRAME_READ(f->fn)(CREW__FRAME_READ(f->arg));
 		}

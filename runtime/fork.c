@@ -349,6 +349,14 @@ struct crew__forked crew__fork_out(crew_fn fn, void *arg)
 	/* a hint; reading it late only delays sharing */
 	if (CREW_UNLIKELY(crew__load_64(&q->limit) == CREW_FQ_ASKED))
 		fork_share(w, q);
+	/* Low on stack (or CREW_DEBUG: every frame): the inline sync must not
+	 * take this one, crew__sync_out checks the room (crew.h) */
+#if defined(CREW_DEBUG)
+	b -= CREW__FQ_LOW;
+#else
+	if (CREW_UNLIKELY(!crew__stack_room(w->current)))
+		b -= CREW__FQ_LOW;
+#endif
 	return (struct crew__forked){ q, b };
 }
 
@@ -465,6 +473,8 @@ void *crew__sync_out(crew__fq *q, int64_t b, crew_fn fn, void *arg)
 			return sync_on_own_fiber(fn, arg, NULL);
 		return fn(arg);
 	}
+	if (b < 0) /* forked low on stack (crew__fork_out) */
+		b += CREW__FQ_LOW;
 	frame_check_sync(q, b, fn, arg);
 	if (CREW_LIKELY(b >= q->o_split)) { /* private: nobody else can see it */
 		q->bottom = b;

@@ -28,10 +28,13 @@
  *     cannot keep another thread's copy across a suspension (internal.h,
  *     TLS hazard): an asm on x86-64; elsewhere it checks that the stack
  *     pointer lies on the deque's stack (stack_lo, stack_span), which only
- *     the running fiber's deque passes. The inline pop checks the stack room
- *     (room, as crew__stack_room). CREW_DEBUG builds set limit to INT64_MIN,
- *     stack_span to 0 and room to the top of the address space: every fork
- *     and sync then goes through fork.c's checks.
+ *     the running fiber's deque passes. The inline push checks the stack
+ *     room (room, as crew__stack_room); a frame pushed out of line with less
+ *     gets a negative index (CREW__FQ_LOW, crew.h), so that its sync, at the
+ *     same depth, goes out of line too and the inline pop needs no check.
+ *     CREW_DEBUG builds set limit to INT64_MIN, stack_span to 0 and room to
+ *     the top of the address space, and mark every frame so: every fork and
+ *     sync then goes through fork.c's checks.
  *   - head: the low 32 bits are the index, the high 32 a generation. A
  *     thief's CAS adds 1 (the index; it never passes CREW_FQ_CAP). The
  *     owner moves head only by a CAS that also adds 1 << 32: when it takes
