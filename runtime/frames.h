@@ -123,7 +123,8 @@ static inline int64_t crew__fq_moved(int64_t head, int64_t idx)
 }
 
 /* Owner only: push fn(arg), forked by q->task; its slot's index, or -1 when
- * full. The out-of-line twin of crew.h's inline push (crew__fork_inline). */
+ * full. The out-of-line twin of crew.h's inline push (crew__fork_inline):
+ * the slot's task is stored when it is shared (crew__fq_share_to). */
 static inline int64_t crew__fq_push(crew__fq *q, crew_fn fn, void *arg)
 {
 	int64_t b = q->bottom;
@@ -132,7 +133,6 @@ static inline int64_t crew__fq_push(crew__fq *q, crew_fn fn, void *arg)
 	crew__slot *s = &q->slots[b];
 	s->fn = fn; /* plain: read by a thief after the share's release */
 	s->arg = arg;
-	s->task = q->task; /* for CREW_DEBUG's check at the sync (the share stores it too) */
 	q->bottom = b + 1;
 	q->forks++;
 	return b;
